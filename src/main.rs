@@ -1,3 +1,97 @@
+//! rruntime's entry point: parse the command line (runc's contract), set up logging, dispatch,
+//! turn errors into one line on stderr (and the log) and a non-zero exit status.
+
+use clap::Parser;
+use rruntime::cli::{normalize_args, Cli, Command, LogFormat};
+use rruntime::commands::{self, Ctx};
+use rruntime::logging;
+
+/// Fills holes in fds 3 … 3+n-1 with /dev/null so none of the runtime's own fds lands in the
+/// range passed to the container with --preserve-fds.
+fn reserve_preserved_fds(n: u32) {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: probing and filling fd numbers.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) == -1 {
+                let nul = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if nul >= 0 && nul != fd {
+                    libc::dup2(nul, fd);
+                    libc::close(nul);
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> rruntime::Result<i32> {
+    if let Command::Spec(a) = &cli.command {
+        return commands::spec::run(a);
+    }
+    if let Command::Features = &cli.command {
+        return commands::features::run();
+    }
+    let ctx = Ctx::new(&cli.global)?;
+    match &cli.command {
+        Command::Create(a) => commands::create::run(&ctx, a),
+        Command::Start(a) => commands::start::run(&ctx, &a.id),
+        Command::Run(a) => commands::run::run(&ctx, a),
+        Command::State(a) => commands::state::run(&ctx, &a.id),
+        Command::Kill(a) => commands::kill::run(&ctx, a),
+        Command::Delete(a) => commands::delete::run(&ctx, a),
+        Command::List(a) => commands::list::run(&ctx, a),
+        Command::Exec(_) => commands::unsupported::run("exec"),
+        Command::Ps(_) => commands::unsupported::run("ps"),
+        Command::Pause(_) => commands::unsupported::run("pause"),
+        Command::Resume(_) => commands::unsupported::run("resume"),
+        Command::Events(_) => commands::unsupported::run("events"),
+        Command::Update(_) => commands::unsupported::run("update"),
+        Command::Checkpoint(_) => commands::unsupported::run("checkpoint"),
+        Command::Restore(_) => commands::unsupported::run("restore"),
+        Command::Spec(_) | Command::Features => unreachable!("handled above"),
+    }
+}
+
 fn main() {
-    println!("rruntime");
+    let args = normalize_args(std::env::args().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            // --help/--version print and exit 0; usage errors exit 1 like runc.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let preserve = match &cli.command {
+        Command::Create(a) => a.preserve_fds,
+        Command::Run(a) => a.create.preserve_fds,
+        Command::Exec(a) => a.preserve_fds,
+        _ => 0,
+    };
+    if preserve > 0 {
+        reserve_preserved_fds(preserve);
+    }
+    logging::init(
+        cli.global.log.as_deref(),
+        cli.global.log_format == LogFormat::Json,
+        cli.global.debug,
+    );
+    std::panic::set_hook(Box::new(|info| {
+        logging::error_line(&format!("internal error (please report): {info}"));
+    }));
+    let result = std::panic::catch_unwind(|| dispatch(&cli));
+    let code = match result {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            logging::error_line(&e.to_string());
+            // Foreground exec reports runtime errors as 255, like runc.
+            if matches!(cli.command, Command::Exec(_)) {
+                255
+            } else {
+                1
+            }
+        }
+        Err(_) => 1,
+    };
+    std::process::exit(code);
 }

@@ -1,0 +1,49 @@
+//! `create`: set the container up; its init waits for `start`.
+
+use super::Ctx;
+use crate::cli::CreateArgs;
+use crate::error::Result;
+use crate::process::spawn::{self, CreateOpts, Created};
+use crate::spec;
+use crate::tty;
+use std::path::PathBuf;
+
+/// Shared by `create` and `run`: load the bundle and create the container. `console` overrides
+/// `--console-socket` (used by `run` for its own pty proxy).
+pub fn create_container(
+    ctx: &Ctx,
+    a: &CreateArgs,
+    bundle: &spec::Bundle,
+    console: Option<std::os::fd::OwnedFd>,
+) -> Result<Created> {
+    let console = match (console, &a.console_socket) {
+        (Some(c), _) => Some(c),
+        (None, Some(p)) => Some(tty::connect_console_socket(p)?),
+        (None, None) => None,
+    };
+    let root = ctx.root(true)?;
+    spawn::create(CreateOpts {
+        id: &a.id,
+        bundle,
+        root: &root,
+        console,
+        pid_file: a.pid_file.as_deref(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+        cgroup_opts: ctx.cgroup_opts.clone(),
+    })
+}
+
+/// Validates the id and loads the bundle named by `--bundle` (default: the current directory).
+pub fn load(a: &CreateArgs) -> Result<spec::Bundle> {
+    crate::state::validate_id(&a.id)?;
+    let bundle_dir = a.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+    spec::load_bundle(&bundle_dir)
+}
+
+pub fn run(ctx: &Ctx, a: &CreateArgs) -> Result<i32> {
+    let bundle = load(a)?;
+    create_container(ctx, a, &bundle, None)?;
+    Ok(0)
+}

@@ -1,0 +1,134 @@
+//! `kill [--all] ID [SIGNAL]`: signal the init (through a pidfd, so a recycled pid is never
+//! hit) or every process in the container's cgroup.
+
+use super::Ctx;
+use crate::cgroups::{self};
+use crate::container::{self, Status};
+use crate::error::{Context, Error, Result};
+use std::os::fd::AsRawFd;
+
+/// Parses `9`, `KILL`, `SIGKILL`, `sigkill`, `RTMIN+3`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    let bad = || Error::config(format!("unknown signal {s:?}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('+').parse().map_err(|_| bad())?
+        };
+        let n = libc::SIGRTMIN() + off;
+        return if n <= libc::SIGRTMAX() {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('-').parse().map_err(|_| bad())?
+        };
+        let n = libc::SIGRTMAX() - off;
+        return if n >= libc::SIGRTMIN() {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
+    let full = format!("SIG{name}");
+    let sig: nix::sys::signal::Signal = full.parse().map_err(|_| bad())?;
+    Ok(sig as i32)
+}
+
+/// Sends `sig` to the container's init, verifying it is still the same process.
+pub fn signal_init(pid: i32, start: u64, sig: i32) -> Result<()> {
+    let pidfd = super::start::pidfd_open(pid).ok_or(Error::NotRunning)?;
+    if !container::init_alive(pid, start) {
+        return Err(Error::NotRunning);
+    }
+    // SAFETY: pidfd_send_signal on our pidfd with no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        let e = nix::errno::Errno::last();
+        if e == nix::errno::Errno::ESRCH {
+            return Err(Error::NotRunning);
+        }
+        return Err(e).ctx(|| format!("send signal {sig}"));
+    }
+    Ok(())
+}
+
+/// Signals every process of the container's cgroup (and the init, in case the cgroup is not
+/// usable, e.g. rootless without cgroups).
+pub fn signal_all(st: &crate::state::State, sig: i32, opts: &cgroups::CgroupOptions) -> Result<()> {
+    let mgr = cgroups::from_state(&st.cgroup, opts)?;
+    let pids = mgr.pids().unwrap_or_default();
+    for p in pids {
+        // SAFETY: plain kill.
+        unsafe { libc::kill(p, sig) };
+    }
+    if container::init_alive(st.pid, st.pid_start) {
+        let _ = signal_init(st.pid, st.pid_start, sig);
+    }
+    if sig == libc::SIGKILL {
+        // A frozen cgroup would hold the SIGKILL pending forever.
+        let _ = mgr.thaw();
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &Ctx, a: &crate::cli::KillArgs) -> Result<i32> {
+    let sig = parse_signal(a.signal.as_deref().unwrap_or("TERM"))?;
+    let dir = ctx.container(&a.id)?;
+    let st = container::load(&dir)?;
+    let status = container::status(&dir, &st);
+    if a.all {
+        if status == Status::Stopped {
+            // Processes of a stopped container may still linger (no PID namespace).
+            let _ = signal_all(&st, sig, &ctx.cgroup_opts);
+            return Ok(0);
+        }
+        signal_all(&st, sig, &ctx.cgroup_opts)?;
+        return Ok(0);
+    }
+    if status == Status::Stopped {
+        return Err(Error::NotRunning);
+    }
+    signal_init(st.pid, st.pid_start, sig)?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("sigusr1").unwrap(), libc::SIGUSR1);
+        assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
+        for bad in ["0", "65", "NOPE", "SIG", "", "-1", "RTMIN+99"] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! One file per subcommand. Each takes the parsed arguments and the global context and returns
+//! the process exit code (errors are reported by `main`).
+
+pub mod create;
+pub mod delete;
+pub mod features;
+pub mod kill;
+pub mod list;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;
+pub mod unsupported;
+
+use crate::cgroups::CgroupOptions;
+use crate::cli::GlobalOpts;
+use crate::error::{Error, Result};
+use crate::state::{ContainerDir, Root, DEFAULT_ROOT};
+use std::path::PathBuf;
+
+/// What every command needs from the global flags.
+pub struct Ctx {
+    pub root_path: PathBuf,
+    pub cgroup_opts: CgroupOptions,
+    pub debug: bool,
+}
+
+impl Ctx {
+    pub fn new(g: &GlobalOpts) -> Result<Ctx> {
+        let rootless = match g.rootless.as_deref() {
+            None | Some("auto") => !nix::unistd::geteuid().is_root(),
+            Some("true") => true,
+            Some("false") => false,
+            Some(v) => {
+                return Err(Error::config(format!(
+                    "--rootless: invalid value {v:?} (want true, false or auto)"
+                )))
+            }
+        };
+        let root_path = match &g.root {
+            Some(p) => p.clone(),
+            None if rootless => std::env::var_os("XDG_RUNTIME_DIR")
+                .map(|d| PathBuf::from(d).join("rruntime"))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            None => PathBuf::from(DEFAULT_ROOT),
+        };
+        Ok(Ctx {
+            root_path,
+            cgroup_opts: CgroupOptions {
+                systemd: g.systemd_cgroup,
+                rootless,
+            },
+            debug: g.debug,
+        })
+    }
+
+    /// Opens the state root; commands that only read treat a missing root as "no containers".
+    pub fn root(&self, create: bool) -> Result<Root> {
+        Root::open(&self.root_path, create)
+    }
+
+    /// Opens and locks an existing container's directory (for commands that change it).
+    pub fn container(&self, id: &str) -> Result<ContainerDir> {
+        self.open(id, true)
+    }
+
+    /// Opens a container's directory for reading only (no lock needed, never blocks).
+    pub fn container_ro(&self, id: &str) -> Result<ContainerDir> {
+        self.open(id, false)
+    }
+
+    fn open(&self, id: &str, lock: bool) -> Result<ContainerDir> {
+        crate::state::validate_id(id)?;
+        let root = match self.root(false) {
+            Ok(r) => r,
+            Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => {
+                return Err(Error::NotExist(id.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        root.open_container(id, lock)
+    }
+}

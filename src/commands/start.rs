@@ -1,0 +1,123 @@
+//! `start ID`: release a created container's init through the exec fifo, wait until it has
+//! exec'd the user process, run the poststart hooks.
+
+use super::Ctx;
+use crate::container::{self, OciState, Status};
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::state::{ContainerDir, State, FIFO_FILE};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
+    let dir = ctx.container(id)?;
+    let st = container::load(&dir)?;
+    match container::status(&dir, &st) {
+        Status::Created => {}
+        Status::Stopped => {
+            return Err(Error::State(
+                "cannot start a container that has stopped".into(),
+            ))
+        }
+        s => {
+            return Err(Error::State(format!(
+                "cannot start an already {s} container"
+            )))
+        }
+    }
+    start_container(&dir, &st)?;
+    Ok(0)
+}
+
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; a returned fd is owned by us.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Opens the fifo (which lets the init go on), collects what it writes until it closes the fifo
+/// at execve, and fails with the init's message if it wrote one.
+pub fn start_container(dir: &ContainerDir, st: &State) -> Result<()> {
+    let pidfd = pidfd_open(st.pid)
+        .ok_or_else(|| Error::State("cannot start a container that has stopped".into()))?;
+    if !container::init_alive(st.pid, st.pid_start) {
+        return Err(Error::State(
+            "cannot start a container that has stopped".into(),
+        ));
+    }
+    let fifo = nix::fcntl::openat(
+        dir.fd(),
+        FIFO_FILE,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open exec fifo")?;
+    let mut got: Vec<u8> = Vec::new();
+    let mut removed = false;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: fifo.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 {
+            let e = nix::errno::Errno::last();
+            if e == nix::errno::Errno::EINTR {
+                continue;
+            }
+            return Err(e).ctx(|| "wait for container init");
+        }
+        if fds[0].revents != 0 {
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(&fifo, &mut buf) {
+                Ok(0) if got.is_empty() => {
+                    return Err(Error::msg("container init exited before start"));
+                }
+                Ok(0) => break,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if !removed {
+                        dir.remove_fifo()?;
+                        removed = true;
+                    }
+                    continue;
+                }
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).ctx(|| "read exec fifo"),
+            }
+        }
+        if fds[1].revents != 0 && fds[0].revents == 0 {
+            // The init is gone and wrote nothing more.
+            if got.is_empty() {
+                return Err(Error::msg("container init exited before start"));
+            }
+            break;
+        }
+    }
+    if !removed {
+        dir.remove_fifo()?;
+    }
+    if got.len() > 1 && got[1] == b'E' {
+        return Err(Error::Msg(String::from_utf8_lossy(&got[2..]).into_owned()));
+    }
+    let hooks = st
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().as_ref());
+    if hooks.is_some() {
+        let s = serde_json::to_string(&OciState::new(st, Status::Running)).unwrap_or_default();
+        hooks::run_all_warn("poststart", hooks, &s);
+    }
+    Ok(())
+}

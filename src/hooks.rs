@@ -1,0 +1,149 @@
+//! OCI hooks: run with the container state on stdin, optional timeout, in the order listed.
+//!
+//! Failure semantics (runtime-spec 1.2): a failing prestart, createRuntime, createContainer or
+//! startContainer hook fails the operation; a failing poststart or poststop hook is logged as a
+//! warning and the remaining hooks still run.
+
+use crate::error::{Error, Result};
+use crate::logging;
+use oci_spec::runtime::Hook;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+
+/// Runs `hooks` in order, stopping at the first failure.
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        let t = std::time::Instant::now();
+        run_one(h, state_json).map_err(|e| Error::msg(format!("{kind} hook #{i}: {e}")))?;
+        logging::debug(format!(
+            "{kind} hook #{i} took {}us",
+            t.elapsed().as_micros()
+        ));
+    }
+    Ok(())
+}
+
+/// Runs every hook; failures are warnings.
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        if let Err(e) = run_one(h, state_json) {
+            logging::warn(format!("{kind} hook #{i} failed: {e}"));
+        }
+    }
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; a returned fd is owned by us.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
+    let path = h.path();
+    let mut cmd = Command::new(path);
+    if let Some(args) = h.args() {
+        if let Some((a0, rest)) = args.split_first() {
+            cmd.arg0(a0);
+            cmd.args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in h.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{}: {}", path.display(), e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine (EPIPE ignored).
+        let _ = stdin.write_all(state_json.as_bytes());
+    }
+    let timeout = h.timeout().filter(|t| *t > 0);
+    if let Some(secs) = timeout {
+        if let Some(pfd) = pidfd_open(child.id() as i32) {
+            let mut p = libc::pollfd {
+                fd: pfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs as u64);
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                // SAFETY: one valid pollfd.
+                let r =
+                    unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+                if r > 0 {
+                    break;
+                }
+                if r == 0 || left.is_zero() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{}: timed out after {secs}s", path.display()));
+                }
+                if nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+                    break;
+                }
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("{}: wait: {e}", path.display()))?;
+    if status.success() {
+        Ok(())
+    } else if let Some(sig) = status.signal() {
+        Err(format!("{}: killed by signal {sig}", path.display()))
+    } else {
+        Err(format!(
+            "{}: exit status {}",
+            path.display(),
+            status.code().unwrap_or(-1)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: &str) -> Hook {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn state_on_stdin_and_args() {
+        let out = std::env::temp_dir().join(format!("rruntime-hook-{}", std::process::id()));
+        let h = hook(&format!(
+            r#"{{"path":"/bin/sh","args":["sh","-c","cat > {} ; echo \"$0 $X\" >> {}"],"env":["X=y"]}}"#,
+            out.display(),
+            out.display()
+        ));
+        run_all("test", Some(&vec![h]), "{\"id\":\"c\"}").unwrap();
+        let got = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(got, "{\"id\":\"c\"}sh y\n");
+        let _ = std::fs::remove_file(out);
+    }
+
+    #[test]
+    fn failure_and_timeout() {
+        let f = hook(r#"{"path":"/bin/sh","args":["sh","-c","exit 3"]}"#);
+        let e = run_all("prestart", Some(&vec![f]), "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exit status 3"), "{e}");
+        let slow = hook(r#"{"path":"/bin/sh","args":["sh","-c","exec sleep 30"],"timeout":1}"#);
+        let t = std::time::Instant::now();
+        let e = run_all("prestart", Some(&vec![slow]), "{}")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timed out"), "{e}");
+        assert!(t.elapsed().as_secs() < 10);
+        let missing = hook(r#"{"path":"/nonexistent/hook"}"#);
+        assert!(run_all("x", Some(&vec![missing]), "{}").is_err());
+    }
+}

@@ -1,0 +1,446 @@
+//! The container init: the child side of `create`, from the clone to the execve of
+//! `process.args`. It runs in the cloned process (or in the grandchild, when an existing PID or
+//! time namespace has to be entered) and talks to the runtime over the sync channel.
+
+use super::setup;
+use super::sync::{Channel, Msg};
+use crate::capabilities::{self, CapSets};
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::namespaces::Plan;
+use crate::rootfs::{self, RootfsConfig};
+use crate::seccomp::CompiledFilter;
+use crate::tty;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::path::Path;
+
+/// Everything the init needs, prepared (and validated) by the runtime before cloning.
+pub struct InitConfig<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub plan: &'a Plan,
+    /// O_PATH fd of the container's state dir: the init opens exec.fifo through it.
+    pub state_dir: RawFd,
+    /// Connected console socket (terminal: true with --console-socket, or `run`'s own).
+    pub console: Option<RawFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub seccomp: Option<&'a CompiledFilter>,
+    pub caps: Option<&'a CapSets>,
+    /// The runtime's pid: the init dies with it until it reports Ready.
+    pub parent_pid: i32,
+    /// Whether the init must first join namespaces / fork into new PID or time namespaces.
+    pub two_step: bool,
+    pub annotations_json: &'a str,
+}
+
+/// Entry point of the cloned child. Never returns.
+pub fn run(cfg: &InitConfig, chan: Channel) -> ! {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main(cfg, &chan)));
+    let msg = match r {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "container init panicked".to_string(),
+    };
+    let _ = chan.send(&Msg::Error(msg));
+    // SAFETY: terminate the child without running the parent's destructors.
+    unsafe { libc::_exit(1) }
+}
+
+enum Never {}
+
+fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
+    // The init must not be ptrace-able or expose the runtime binary through /proc/<pid>/exe to
+    // anything in the container until execve replaces it (CVE-2019-5736 class).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if cfg.two_step {
+        enter_namespaces(cfg, chan)?;
+    } else {
+        // SAFETY: prctl with integer arguments.
+        // (If the runtime died before this, the channel is closed and `recv` below fails.)
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    }
+    let host_pid = match chan.recv()? {
+        Some(Msg::Go(pid)) => pid,
+        Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+        other => return Err(Error::msg(format!("sync: expected Go, got {other:?}"))),
+    };
+    let plan = cfg.plan;
+    let userns = plan.has(LinuxNamespaceType::User);
+    if userns {
+        // Become root of the (new or joined) user namespace.
+        // SAFETY: plain syscalls.
+        if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
+            return Err(Errno::last()).ctx(|| "become root in the user namespace");
+        }
+    }
+    if plan.has_new(LinuxNamespaceType::Cgroup) {
+        // After the runtime put us in our cgroup: that cgroup becomes the namespace root.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace")?;
+    }
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    // SAFETY: umask has no failure mode.
+    unsafe { libc::umask(0) };
+
+    let spec = cfg.spec;
+    let process = spec.process().as_ref();
+    if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx(|| format!("process.oomScoreAdj: set {adj}"))?;
+    }
+    let mntns = plan.has(LinuxNamespaceType::Mount);
+    let rc = RootfsConfig {
+        spec,
+        rootfs: cfg.rootfs,
+        bundle: cfg.bundle,
+        mntns,
+        userns,
+        cgroupns: plan.has(LinuxNamespaceType::Cgroup),
+        no_pivot: cfg.no_pivot,
+    };
+    rootfs::prepare(&rc)?;
+    if let Some(p) = process {
+        // The working directory is created if the image lacks it, as runc does.
+        let cwd = p.cwd();
+        let root = rootfs::safe_path::open_root(cfg.rootfs).ctx(|| "open rootfs")?;
+        rootfs::safe_path::mkdir_all_in_root(root.as_fd(), cwd, 0o755)
+            .ctx(|| format!("create cwd {}", cwd.display()))?;
+    }
+    crate::logging::phase("init: mounts");
+
+    let hooks = spec.hooks().as_ref();
+    #[allow(deprecated)]
+    let runtime_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if runtime_hooks {
+        chan.send(&Msg::HooksRequest)?;
+        chan.expect(&Msg::HooksDone)?;
+    }
+    if let Some(cc) = hooks.and_then(|h| h.create_container().as_ref()) {
+        let st = hook_state(cfg, host_pid, "created");
+        hooks::run_all("createContainer", Some(cc), &st)?;
+    }
+
+    rootfs::enter(&rc)?;
+    crate::logging::phase("init: pivot_root");
+
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
+    if terminal {
+        setup_console(cfg)?;
+    }
+    rootfs::finalize(&rc)?;
+
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).ctx(|| format!("set hostname {h}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+        // SAFETY: pointer and length of a live string.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(Errno::last()).ctx(|| format!("set domainname {d}"));
+        }
+    }
+    let linux = spec.linux().as_ref();
+    if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
+        for (k, v) in sysctl {
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            std::fs::write(&path, v).ctx(|| format!("linux.sysctl: set {k}={v}"))?;
+        }
+    }
+    if let Some(l) = linux {
+        for p in l.readonly_paths().iter().flatten() {
+            rootfs::readonly_path(p)?;
+        }
+        for p in l.masked_paths().iter().flatten() {
+            rootfs::mask_path(p)?;
+        }
+        if let Some(pers) = l.personality() {
+            apply_personality(pers)?;
+        }
+    }
+    if !cfg.no_new_keyring {
+        join_session_keyring(cfg.id)?;
+    }
+
+    let Some(p) = process else {
+        // A config without process can be created; `start` then fails (runtime-spec).
+        return wait_for_start_without_process(cfg, chan);
+    };
+    if let Some(rl) = p.rlimits() {
+        setup::apply_rlimits(rl)?;
+    }
+    if let Some(profile) = p.apparmor_profile() {
+        setup::apply_apparmor(profile)?;
+    }
+    if let Some(label) = p.selinux_label() {
+        setup::apply_selinux(label)?;
+    }
+    let args: Vec<String> = p.args().clone().unwrap_or_default();
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    if !setup::env_has(&env, "HOME") {
+        env.push(format!("HOME={}", setup::home_of(p.user().uid())));
+    }
+    let exe = setup::lookup_exec(&args[0], &env)?;
+
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {:?}", cwd))?;
+    check_cwd_inside()?;
+
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    // Capabilities not configured: the process keeps root's, which it only has as uid 0.
+    let keep_sys_admin = match cfg.caps {
+        Some(c) => c.has_effective(caps::Capability::CAP_SYS_ADMIN),
+        None => p.user().uid() == 0,
+    };
+    // Seccomp goes in as late as possible: right before execve when the process may still load
+    // it there (no_new_privs, or it keeps CAP_SYS_ADMIN); otherwise before dropping privileges.
+    let seccomp_late = nnp || keep_sys_admin;
+    if let Some(f) = cfg.seccomp.filter(|_| !seccomp_late) {
+        load_seccomp(cfg, f, host_pid)?;
+    }
+    if let Some(c) = cfg.caps {
+        capabilities::apply_bounding(c)?;
+    }
+    setup::switch_user(p.user(), setup::setgroups_allowed())?;
+    if let Some(c) = cfg.caps {
+        capabilities::apply_sets(c)?;
+    }
+    // SAFETY: umask has no failure mode.
+    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
+
+    // Ready: from here on the runtime may exit; the init must survive it.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    chan.send(&Msg::Ready)?;
+    crate::logging::phase("init: ready");
+
+    let mut fifo = open_exec_fifo(cfg.state_dir)?;
+    let r = (|| -> Result<Never> {
+        fifo.write_all(b"0").ctx(|| "write exec fifo")?;
+        if let Some(sc) = hooks.and_then(|h| h.start_container().as_ref()) {
+            let st = hook_state(cfg, host_pid, "created");
+            hooks::run_all("startContainer", Some(sc), &st)?;
+        }
+        if nnp {
+            setup::set_no_new_privs()?;
+        }
+        if let Some(f) = cfg.seccomp.filter(|_| seccomp_late) {
+            load_seccomp(cfg, f, host_pid)?;
+        }
+        setup::reset_signals();
+        setup::cloexec_from(3)?;
+        setup::keep_fds(cfg.preserve_fds);
+        Err(setup::exec(&exe, &args, &env))
+    })();
+    // Tell `start` what went wrong: everything after the "0" is an error message.
+    let msg = match r {
+        Ok(never) => match never {},
+        Err(e) => e.to_string(),
+    };
+    let _ = fifo.write_all(format!("E{msg}").as_bytes());
+    // SAFETY: terminate without unwinding.
+    unsafe { libc::_exit(127) }
+}
+
+/// The state JSON handed to hooks run by the init.
+fn hook_state(cfg: &InitConfig, pid: i32, status: &str) -> String {
+    format!(
+        "{{\"ociVersion\":{},\"id\":{},\"status\":\"{status}\",\"pid\":{pid},\"bundle\":{},\"annotations\":{}}}",
+        serde_json::Value::from(crate::cli::SPEC_VERSION),
+        serde_json::Value::from(cfg.id),
+        serde_json::Value::from(cfg.bundle.to_string_lossy().as_ref()),
+        cfg.annotations_json
+    )
+}
+
+/// Two-step spawn: join existing namespaces, create a user namespace (mapped by the runtime),
+/// create the rest, and fork into new PID/time namespaces. The intermediate reports the init's
+/// host pid and exits; only the init returns from here.
+fn enter_namespaces(cfg: &InitConfig, chan: &Channel) -> Result<()> {
+    let plan = cfg.plan;
+    for j in &plan.join {
+        crate::namespaces::enter(j)?;
+    }
+    let mut flags = plan.new - CloneFlags::CLONE_NEWCGROUP;
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare user namespace")?;
+        chan.send(&Msg::UserNsReady(nix::unistd::getpid().as_raw()))?;
+        chan.expect(&Msg::MappingsDone)?;
+        // SAFETY: plain syscalls.
+        if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
+            return Err(Errno::last()).ctx(|| "become root in the user namespace");
+        }
+        flags -= CloneFlags::CLONE_NEWUSER;
+    }
+    if !flags.is_empty() {
+        nix::sched::unshare(flags).ctx(|| format!("unshare namespaces {flags:?}"))?;
+    }
+    let newtime = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    if flags.contains(newtime) {
+        write_time_offsets(cfg.spec)?;
+    }
+    let need_fork = flags.contains(CloneFlags::CLONE_NEWPID)
+        || flags.contains(newtime)
+        || plan.joins(LinuxNamespaceType::Pid)
+        || plan.joins(LinuxNamespaceType::Time);
+    if !need_fork {
+        chan.send(&Msg::InitPid(nix::unistd::getpid().as_raw()))?;
+        return Ok(());
+    }
+    // SAFETY: single-threaded; the child continues with a copy of this state.
+    match unsafe { libc::fork() } {
+        -1 => Err(Errno::last()).ctx(|| "fork into the PID namespace"),
+        0 => Ok(()),
+        child => {
+            let _ = chan.send(&Msg::InitPid(child));
+            // SAFETY: the intermediate leaves without running destructors.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+fn write_time_offsets(spec: &Spec) -> Result<()> {
+    let Some(offs) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Ok(());
+    };
+    let mut s = String::new();
+    for (clock, o) in offs {
+        let name = match clock.as_str() {
+            "monotonic" => "monotonic",
+            "boottime" => "boottime",
+            other => {
+                return Err(Error::config(format!(
+                    "linux.timeOffsets: unknown clock {other:?}"
+                )))
+            }
+        };
+        s.push_str(&format!(
+            "{name} {} {}\n",
+            o.secs().unwrap_or(0),
+            o.nanosecs().unwrap_or(0)
+        ));
+    }
+    std::fs::write("/proc/self/timens_offsets", s).ctx(|| "linux.timeOffsets: write timens_offsets")
+}
+
+/// The process's pty: allocated from the container's devpts, master sent to the console
+/// socket, slave made the controlling terminal, stdio and /dev/console.
+fn setup_console(cfg: &InitConfig) -> Result<()> {
+    let sock = cfg.console.ok_or_else(|| {
+        Error::config("process.terminal is true but no --console-socket was given")
+    })?;
+    let pty = tty::open_pty()?;
+    if let Some(cs) = cfg.spec.process().as_ref().and_then(|p| p.console_size()) {
+        tty::set_winsize(pty.slave.as_fd(), cs.height() as u16, cs.width() as u16);
+    }
+    // SAFETY: the console socket fd is owned by the runtime and stays open in this process.
+    let sock = unsafe { BorrowedFd::borrow_raw(sock) };
+    tty::send_fd(sock, pty.master.as_raw_fd(), &pty.slave_path)?;
+    drop(pty.master);
+    // The process user owns its terminal.
+    if let Some(p) = cfg.spec.process() {
+        let _ = nix::unistd::fchown(
+            &pty.slave,
+            Some(nix::unistd::Uid::from_raw(p.user().uid())),
+            None,
+        );
+    }
+    let slave_c = std::ffi::CString::new(pty.slave_path.as_bytes()).unwrap_or_default();
+    if let Ok(root) = rootfs::safe_path::open_root(Path::new("/")) {
+        rootfs::mounts::bind_into(root.as_fd(), &slave_c, Path::new("/dev/console"))?;
+    }
+    tty::become_console(&pty.slave)?;
+    Ok(())
+}
+
+/// After chdir: the cwd must be inside the container's root (a leaked host fd used as cwd,
+/// e.g. `/proc/self/fd/N`, would show as unreachable: CVE-2024-21626 class).
+fn check_cwd_inside() -> Result<()> {
+    match std::env::current_dir() {
+        Ok(p) if p.is_absolute() && !p.to_string_lossy().starts_with("(unreachable)") => Ok(()),
+        _ => Err(Error::msg(
+            "process.cwd: current working directory is outside of the container root",
+        )),
+    }
+}
+
+fn load_seccomp(cfg: &InitConfig, f: &CompiledFilter, _host_pid: i32) -> Result<()> {
+    let _listener = crate::seccomp::load(f)?;
+    let _ = cfg;
+    Ok(())
+}
+
+fn apply_personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<()> {
+    use oci_spec::runtime::LinuxPersonalityDomain;
+    let persona: libc::c_ulong = match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    };
+    // SAFETY: personality with a constant.
+    if unsafe { libc::personality(persona) } == -1 {
+        return Err(Errno::last()).ctx(|| "linux.personality");
+    }
+    Ok(())
+}
+
+fn join_session_keyring(id: &str) -> Result<()> {
+    let name = std::ffi::CString::new(format!("_ses.{id}")).unwrap_or_default();
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl with a valid C string.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if r < 0 {
+        let e = Errno::last();
+        // Kernels without keyrings, or where the keyring quota is exhausted, run without one.
+        if !matches!(
+            e,
+            Errno::ENOSYS | Errno::EDQUOT | Errno::EACCES | Errno::EPERM
+        ) {
+            return Err(e).ctx(|| "join session keyring");
+        }
+    }
+    Ok(())
+}
+
+/// Opens exec.fifo for writing through the state dir fd: blocks until `start` opens it.
+fn open_exec_fifo(state_dir: RawFd) -> Result<std::fs::File> {
+    // SAFETY: the state dir fd is owned by the runtime and stays open in this process.
+    let dir = unsafe { BorrowedFd::borrow_raw(state_dir) };
+    let fd = loop {
+        match nix::fcntl::openat(
+            dir,
+            crate::state::FIFO_FILE,
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Err(Errno::EINTR) => continue,
+            r => break r,
+        }
+    }
+    .ctx(|| "open exec fifo")?;
+    Ok(std::fs::File::from(fd))
+}
+
+fn wait_for_start_without_process(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    chan.send(&Msg::Ready)?;
+    let mut fifo = open_exec_fifo(cfg.state_dir)?;
+    let _ = fifo.write_all(b"0Eprocess: config.json has no process to start");
+    // SAFETY: terminate without unwinding.
+    unsafe { libc::_exit(127) }
+}

@@ -1,0 +1,298 @@
+//! Applying an OCI `process` to the calling process: what the container init and `exec` both
+//! do just before execve (user, rlimits, environment, executable lookup, fds, signals).
+
+use crate::error::{Context, Error, Result};
+use nix::errno::Errno;
+use oci_spec::runtime::{PosixRlimit, PosixRlimitType, User};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+pub fn apply_rlimits(limits: &[PosixRlimit]) -> Result<()> {
+    for l in limits {
+        let r = libc::rlimit {
+            rlim_cur: l.soft(),
+            rlim_max: l.hard(),
+        };
+        // SAFETY: valid struct pointer.
+        if unsafe { libc::setrlimit(rlimit_resource(l.typ()), &r) } != 0 {
+            return Err(Errno::last()).ctx(|| {
+                format!(
+                    "process.rlimits: set {:?} to soft {} hard {}",
+                    l.typ(),
+                    l.soft(),
+                    l.hard()
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+/// True if `env` (NAME=VALUE list) sets `name`.
+pub fn env_has(env: &[String], name: &str) -> bool {
+    env.iter()
+        .any(|e| e.split_once('=').is_some_and(|(k, _)| k == name))
+}
+
+pub fn env_get<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
+    env.iter().rev().find_map(|e| {
+        e.split_once('=')
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    })
+}
+
+/// The home directory of `uid` from the container's /etc/passwd (read after pivot_root), or "/".
+pub fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+            })
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// Finds the executable like execvp would, in the container's filesystem and PATH, so a missing
+/// binary is an error at `create` (not a silent exit after `start`).
+pub fn lookup_exec(arg0: &str, env: &[String]) -> Result<CString> {
+    let is_exec = |p: &Path| -> bool {
+        let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: valid C string.
+        let ok = unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 };
+        ok && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+    };
+    if arg0.contains('/') {
+        let p = Path::new(arg0);
+        if is_exec(p) {
+            return CString::new(arg0).map_err(|_| Error::config("process.args[0] contains NUL"));
+        }
+        let why = if p.exists() {
+            "permission denied"
+        } else {
+            "no such file or directory"
+        };
+        return Err(Error::msg(format!("exec: {arg0:?}: {why}")));
+    }
+    let path = env_get(env, "PATH").unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(dir).join(arg0);
+        if is_exec(&cand) {
+            return CString::new(cand.as_os_str().as_bytes())
+                .map_err(|_| Error::config("process.args[0] contains NUL"));
+        }
+    }
+    Err(Error::msg(format!(
+        "exec: {arg0:?}: executable file not found in $PATH"
+    )))
+}
+
+/// setgroups/setgid/setuid to the process user, keeping the permitted capabilities so the
+/// configured sets can be applied afterwards.
+pub fn switch_user(user: &User, can_setgroups: bool) -> Result<()> {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    if can_setgroups {
+        let gids: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+        // SAFETY: pointer and length of a live Vec.
+        if unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } != 0 {
+            return Err(Errno::last()).ctx(|| "setgroups");
+        }
+    }
+    let (uid, gid) = (user.uid(), user.gid());
+    // SAFETY: plain syscalls.
+    if unsafe { libc::setresgid(gid, gid, gid) } != 0 {
+        return Err(Errno::last()).ctx(|| format!("setgid {gid}"));
+    }
+    if unsafe { libc::setresuid(uid, uid, uid) } != 0 {
+        return Err(Errno::last()).ctx(|| format!("setuid {uid}"));
+    }
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    Ok(())
+}
+
+/// In a user namespace whose setgroups is "deny", setgroups(2) is not allowed.
+pub fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+pub fn set_no_new_privs() -> Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(Errno::last()).ctx(|| "set no_new_privs");
+    }
+    Ok(())
+}
+
+/// Every signal back to its default disposition and an empty mask: the container's process
+/// must not inherit what the runtime ignored or blocked.
+pub fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: resetting dispositions; no handlers run afterwards in this process image.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    );
+}
+
+/// Marks every fd from `first` upwards close-on-exec: only 0–2 and the preserved fds reach the
+/// container's process.
+pub fn cloexec_from(first: u32) -> Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // Older kernels: walk /proc/self/fd.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .ctx(|| "list fds")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|fd| *fd >= first as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: setting FD_CLOEXEC on a (possibly already closed) fd number.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Clears close-on-exec on the preserved fds 3 … 3+n-1.
+pub fn keep_fds(n: u32) {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: fcntl on an fd number the caller passed on purpose.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+}
+
+/// execve; returns only on failure.
+pub fn exec(path: &CString, args: &[String], env: &[String]) -> Error {
+    let cargs: Vec<CString> = args
+        .iter()
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
+    let cenv: Vec<CString> = env
+        .iter()
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
+    match nix::unistd::execve(path, &cargs, &cenv) {
+        Err(e) => Error::Sys {
+            ctx: format!("exec {:?}", path),
+            source: e,
+        },
+        Ok(_) => unreachable_ok(),
+    }
+}
+
+fn unreachable_ok() -> Error {
+    Error::msg("execve returned success")
+}
+
+/// AppArmor: the profile the next execve switches to.
+pub fn apply_apparmor(profile: &str) -> Result<()> {
+    if profile.is_empty() {
+        return Ok(());
+    }
+    if !apparmor_enabled() {
+        return Err(Error::config(format!(
+            "process.apparmorProfile {profile:?}: AppArmor is not enabled on this host"
+        )));
+    }
+    let data = format!("exec {profile}");
+    std::fs::write("/proc/self/attr/apparmor/exec", &data)
+        .or_else(|_| std::fs::write("/proc/self/attr/exec", &data))
+        .ctx(|| format!("apply AppArmor profile {profile}"))
+}
+
+pub fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
+}
+
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// SELinux: the label the next execve gets; a warning (ignored) when SELinux is off, as runc.
+pub fn apply_selinux(label: &str) -> Result<()> {
+    if label.is_empty() {
+        return Ok(());
+    }
+    if !selinux_enabled() {
+        crate::logging::warn(format!(
+            "process.selinuxLabel {label:?} ignored: SELinux is not enabled"
+        ));
+        return Ok(());
+    }
+    std::fs::write("/proc/self/attr/exec", label).ctx(|| format!("apply SELinux label {label}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_helpers() {
+        let e = vec!["PATH=/bin".to_string(), "A=1".into(), "A=2".into()];
+        assert!(env_has(&e, "A"));
+        assert!(!env_has(&e, "PAT"));
+        assert_eq!(env_get(&e, "A"), Some("2"));
+    }
+
+    #[test]
+    fn lookup() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        assert!(lookup_exec("sh", &env).is_ok());
+        let e = lookup_exec("definitely-not-a-binary", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not found in $PATH"), "{e}");
+        assert!(lookup_exec("/nonexistent/x", &env).is_err());
+    }
+}

@@ -1,0 +1,344 @@
+//! The runtime side of `create`: everything is validated first, then the state dir, fifo and
+//! cgroup are made, the init is cloned (one clone with all new namespaces when nothing has to
+//! be joined), and the two sides follow a fixed sequence:
+//!
+//! ```text
+//! runtime                                   init
+//! clone ──────────────────────────────────▶ (two-step only: join namespaces,
+//!   ◀── UserNsReady(pid) / MappingsDone ──▶  unshare user ns, unshare the rest,
+//!   ◀── InitPid(pid) ──────────────────────  fork into new PID/time ns)
+//! write id maps, cgroup add, state.json
+//! Go(host pid) ───────────────────────────▶ cgroupns, mounts
+//!   ◀── HooksRequest ──────────────────────
+//! prestart + createRuntime hooks
+//! HooksDone ──────────────────────────────▶ createContainer hooks, pivot_root, console,
+//!                                           sysctl, paths, rlimits, caps, user
+//!   ◀── Ready ─────────────────────────────  then blocks opening exec.fifo
+//! pid file; exit (init is re-parented)
+//! ```
+//!
+//! Any failure kills the init and removes the cgroup and state dir: the host is left as if the
+//! create had never been attempted.
+
+use super::init::{self, InitConfig};
+use super::sync::{self, Msg};
+use crate::capabilities::{self, CapSets};
+use crate::cgroups::{self, CgroupManager, CgroupOptions};
+use crate::container::{OciState, Status};
+use crate::error::{Error, Result};
+use crate::hooks;
+use crate::logging;
+use crate::namespaces;
+use crate::seccomp;
+use crate::spec::Bundle;
+use crate::state::{ContainerDir, Root, State};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+pub struct CreateOpts<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub root: &'a Root,
+    /// Connected console socket.
+    pub console: Option<OwnedFd>,
+    pub pid_file: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub cgroup_opts: CgroupOptions,
+}
+
+/// A created container: its locked state dir and state. `direct_child` is true when the init
+/// is a child of this process (the caller may wait for it).
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: State,
+    pub direct_child: bool,
+}
+
+fn raw_clone(flags: CloneFlags) -> nix::Result<i32> {
+    // SAFETY: clone without a new stack behaves like fork: the child continues on a copy of
+    // this (single-threaded) process's memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if r < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(r as i32)
+    }
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::geteuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Things prepared before the host is touched.
+struct Prepared {
+    plan: namespaces::Plan,
+    caps: Option<CapSets>,
+    seccomp: Option<seccomp::CompiledFilter>,
+}
+
+fn prepare(b: &Bundle) -> Result<Prepared> {
+    let spec = &b.spec;
+    let plan = namespaces::plan(spec)?;
+    let caps = match spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+    {
+        Some(c) => {
+            let mut s = capabilities::from_spec(c)?;
+            let dropped = s.restrict_to_available();
+            if !dropped.is_empty() {
+                logging::warn(format!(
+                    "capabilities not available to the runtime, dropped: {dropped:?}"
+                ));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(seccomp::compile(s)?),
+        None => None,
+    };
+    crate::rootfs::rootfs_propagation(spec)?;
+    Ok(Prepared {
+        plan,
+        caps,
+        seccomp,
+    })
+}
+
+/// Creates the container; on success the init waits on the exec fifo.
+pub fn create(o: CreateOpts) -> Result<Created> {
+    let b = o.bundle;
+    let spec = &b.spec;
+    let prep = prepare(b)?;
+    logging::phase("parse+validate");
+    let dir = o.root.create_container(o.id)?;
+    let mut cg: Option<Box<dyn CgroupManager>> = None;
+    let mut pids = Spawned::default();
+    match create_inner(&o, &prep, &dir, &mut cg, &mut pids) {
+        Ok((state, direct_child)) => Ok(Created {
+            dir,
+            state,
+            direct_child,
+        }),
+        Err(e) => {
+            pids.kill_and_reap();
+            if let Some(cg) = cg {
+                if let Err(ce) = cg.destroy() {
+                    logging::warn(format!("cleanup after failed create: {ce}"));
+                }
+            }
+            if let Err(de) = dir.remove() {
+                logging::warn(format!("cleanup after failed create: {de}"));
+            }
+            let _ = spec;
+            Err(e)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Spawned {
+    /// Our direct child (the init, or the intermediate of a two-step spawn).
+    child: Option<i32>,
+    /// The init when it is not our child.
+    init: Option<i32>,
+}
+
+impl Spawned {
+    fn kill_and_reap(&self) {
+        for pid in [self.init, self.child].into_iter().flatten() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if let Some(c) = self.child {
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(c), None);
+        }
+    }
+}
+
+fn create_inner(
+    o: &CreateOpts,
+    prep: &Prepared,
+    dir: &ContainerDir,
+    cg_slot: &mut Option<Box<dyn CgroupManager>>,
+    spawned: &mut Spawned,
+) -> Result<(State, bool)> {
+    let b = o.bundle;
+    let spec = &b.spec;
+    let linux = spec.linux().as_ref();
+    dir.make_fifo()?;
+    let state_dir = dir.open_path_fd()?;
+
+    let cgroups_path = linux
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
+    let mut cg = cgroups::new_manager(cgroups_path.as_deref(), o.id, &o.cgroup_opts)?;
+    cg.create(linux.and_then(|l| l.resources().as_ref()))?;
+    let cg = cg_slot.insert(cg);
+    logging::phase("cgroup");
+
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    let annotations_json = serde_json::to_string(&annotations).unwrap_or_else(|_| "{}".to_string());
+    let plan = &prep.plan;
+    let newtime = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    let two_step = !plan.join.is_empty() || plan.new.contains(newtime);
+    let (parent_ch, child_ch) = sync::pair()?;
+    let cfg = InitConfig {
+        id: o.id,
+        spec,
+        bundle: &b.dir,
+        rootfs: &b.rootfs,
+        plan,
+        state_dir: state_dir.as_raw_fd(),
+        console: o.console.as_ref().map(|c| c.as_raw_fd()),
+        no_pivot: o.no_pivot,
+        no_new_keyring: o.no_new_keyring,
+        preserve_fds: o.preserve_fds,
+        seccomp: prep.seccomp.as_ref(),
+        caps: prep.caps.as_ref(),
+        parent_pid: nix::unistd::getpid().as_raw(),
+        two_step,
+        annotations_json: &annotations_json,
+    };
+    let clone_flags = if two_step {
+        CloneFlags::empty()
+    } else {
+        plan.new - CloneFlags::CLONE_NEWCGROUP
+    };
+    let pid = raw_clone(clone_flags).map_err(|e| Error::Sys {
+        ctx: format!("clone with namespaces {clone_flags:?}"),
+        source: e,
+    })?;
+    if pid == 0 {
+        drop(parent_ch);
+        init::run(&cfg, child_ch);
+    }
+    drop(child_ch);
+    spawned.child = Some(pid);
+    logging::phase("clone");
+
+    let init_pid = if two_step {
+        let init_pid = loop {
+            match parent_ch.recv()? {
+                Some(Msg::UserNsReady(p)) => {
+                    crate::userns::write_mappings(p, spec)?;
+                    parent_ch.send(&Msg::MappingsDone)?;
+                }
+                Some(Msg::InitPid(p)) => break p,
+                Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+                Some(m) => return Err(Error::msg(format!("sync: unexpected {m:?}"))),
+                None => return Err(Error::msg("container init exited during namespace setup")),
+            }
+        };
+        if init_pid != pid {
+            spawned.init = Some(init_pid);
+            // Reap the intermediate; the init is re-parented to our subreaper (or pid 1).
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+            spawned.child = None;
+        }
+        init_pid
+    } else {
+        if plan.has_new(LinuxNamespaceType::User) {
+            crate::userns::write_mappings(pid, spec)?;
+        }
+        pid
+    };
+    cg.add_task(init_pid)?;
+    let pid_start = crate::container::start_time_of(init_pid)?;
+    let state = State {
+        id: o.id.to_string(),
+        pid: init_pid,
+        pid_start,
+        bundle: b.dir.clone(),
+        rootfs: b.rootfs.clone(),
+        created: crate::time::rfc3339_nanos(std::time::SystemTime::now()),
+        owner: owner_name(),
+        annotations,
+        cgroup: cg.state(),
+        config: spec.clone(),
+        host_mounts: if plan.has(LinuxNamespaceType::Mount) {
+            Vec::new()
+        } else {
+            host_mount_targets(b)
+        },
+        rootless: o.cgroup_opts.rootless,
+    };
+    dir.save(&state)?;
+    parent_ch.send(&Msg::Go(init_pid))?;
+
+    loop {
+        match parent_ch.recv()? {
+            Some(Msg::HooksRequest) => {
+                let st = serde_json::to_string(&OciState::new(&state, Status::Creating))
+                    .unwrap_or_default();
+                let h = spec.hooks().as_ref();
+                #[allow(deprecated)]
+                hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &st)?;
+                hooks::run_all(
+                    "createRuntime",
+                    h.and_then(|h| h.create_runtime().as_ref()),
+                    &st,
+                )?;
+                parent_ch.send(&Msg::HooksDone)?;
+            }
+            Some(Msg::Ready) => break,
+            Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+            Some(m) => return Err(Error::msg(format!("sync: unexpected {m:?}"))),
+            None => return Err(Error::msg("container init exited before it was ready")),
+        }
+    }
+    logging::phase("init ready");
+    if let Some(p) = o.pid_file {
+        crate::state::write_pid_file(p, init_pid)?;
+    }
+    Ok((state, spawned.init.is_none()))
+}
+
+/// Without a mount namespace the init mounts into the host's namespace; remember the
+/// targets so `delete` can unmount them.
+fn host_mount_targets(b: &Bundle) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for m in b.spec.mounts().iter().flatten() {
+        v.push(
+            b.rootfs
+                .join(crate::rootfs::safe_path::clean(m.destination())),
+        );
+    }
+    if let Some(l) = b.spec.linux() {
+        for p in l
+            .masked_paths()
+            .iter()
+            .flatten()
+            .chain(l.readonly_paths().iter().flatten())
+        {
+            v.push(b.rootfs.join(crate::rootfs::safe_path::clean(Path::new(p))));
+        }
+    }
+    v
+}

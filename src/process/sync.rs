@@ -1,0 +1,106 @@
+//! The parent ⇄ child channel of the spawn path: a `SOCK_SEQPACKET` socketpair carrying one
+//! typed message per packet, in a fixed order (see `spawn.rs` for the sequence).
+
+use crate::error::{Context, Error, Result};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Msg {
+    // child → parent
+    /// A child that unshared a user namespace itself asks for its id mappings.
+    UserNsReady(i32),
+    /// The intermediate process reports the host pid of the container init.
+    InitPid(i32),
+    /// Mounts are prepared: run the prestart and createRuntime hooks now.
+    HooksRequest,
+    /// The init is set up and is about to wait on the exec fifo.
+    Ready,
+    /// Something failed; the text is the error to report.
+    Error(String),
+    // parent → child
+    /// Id mappings are written.
+    MappingsDone,
+    /// The init is in its cgroup (and mapped): go on. Carries the init's host pid.
+    Go(i32),
+    /// prestart/createRuntime hooks ran.
+    HooksDone,
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (parent end, child end). Both are close-on-exec.
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair")?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, m: &Msg) -> Result<()> {
+        let data = serde_json::to_vec(m).map_err(|e| Error::msg(format!("encode sync: {e}")))?;
+        loop {
+            // SAFETY: plain send on an owned socket.
+            let r = unsafe {
+                libc::send(
+                    self.fd.as_raw_fd(),
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = nix::errno::Errno::last();
+            if e != nix::errno::Errno::EINTR {
+                return Err(e).ctx(|| "sync: send");
+            }
+        }
+    }
+
+    /// Receives one message; `Ok(None)` on EOF (the peer exited or closed its end).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            // SAFETY: recv into a buffer we own.
+            let r =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if r == 0 {
+                return Ok(None);
+            }
+            if r > 0 {
+                buf.truncate(r as usize);
+                return serde_json::from_slice(&buf)
+                    .map(Some)
+                    .map_err(|e| Error::msg(format!("sync: bad message: {e}")));
+            }
+            let e = nix::errno::Errno::last();
+            if e != nix::errno::Errno::EINTR {
+                return Err(e).ctx(|| "sync: recv");
+            }
+        }
+    }
+
+    /// Receives and requires a specific message; errors carry the peer's `Error` text.
+    pub fn expect(&self, want: &Msg) -> Result<()> {
+        match self.recv()? {
+            Some(ref m) if m == want => Ok(()),
+            Some(Msg::Error(e)) => Err(Error::Msg(e)),
+            Some(m) => Err(Error::msg(format!("sync: expected {want:?}, got {m:?}"))),
+            None => Err(Error::msg(format!("sync: peer exited before {want:?}"))),
+        }
+    }
+
+    pub fn raw(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}

@@ -1,0 +1,265 @@
+//! The container's filesystem view: mounts, devices, pivot_root, and the finishing touches
+//! (masked and read-only paths, read-only root, propagation).
+//!
+//! Run by the container init, in this order: [`prepare`] (before the prestart/createRuntime
+//! hooks), [`enter`] (after createContainer hooks), [`finalize`].
+
+pub mod cgroupfs;
+mod copyup;
+pub mod devices;
+pub mod mount_opts;
+pub mod mounts;
+pub mod safe_path;
+
+use crate::error::{Context, Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+pub struct RootfsConfig<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    /// The container has its own mount namespace (otherwise: chroot, no propagation changes).
+    pub mntns: bool,
+    pub userns: bool,
+    pub cgroupns: bool,
+    pub no_pivot: bool,
+}
+
+fn propagation_flag(name: &str) -> Option<MsFlags> {
+    Some(match name {
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// `linux.rootfsPropagation`, validated.
+pub fn rootfs_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        None | Some("") => Ok(None),
+        Some(p) => propagation_flag(p)
+            .map(Some)
+            .ok_or_else(|| Error::config(format!("linux.rootfsPropagation: unknown value {p:?}"))),
+    }
+}
+
+/// True when config.json bind-mounts something at /dev (then devices are not created).
+fn dev_is_bind(spec: &Spec) -> bool {
+    spec.mounts().as_ref().is_some_and(|ms| {
+        ms.iter().any(|m| {
+            safe_path::clean(m.destination()) == Path::new("dev")
+                && (m.typ().as_deref() == Some("bind")
+                    || m.options()
+                        .as_ref()
+                        .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind")))
+        })
+    })
+}
+
+/// Mounts, devices and /dev symlinks, before pivot_root.
+pub fn prepare(c: &RootfsConfig) -> Result<()> {
+    if c.mntns {
+        let prop = rootfs_propagation(c.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .ctx(|| "set propagation of /")?;
+        if prop.contains(MsFlags::MS_SHARED) {
+            // pivot_root refuses a shared parent mount: make the rootfs's parent private.
+            make_parent_private(c.rootfs)?;
+        }
+        mount(
+            Some(c.rootfs),
+            c.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| format!("bind rootfs {}", c.rootfs.display()))?;
+    }
+    let root =
+        safe_path::open_root(c.rootfs).ctx(|| format!("open rootfs {}", c.rootfs.display()))?;
+    let ctx = mounts::MountCtx {
+        root: root.as_fd(),
+        bundle: c.bundle,
+        userns: c.userns,
+        cgroupns: c.cgroupns,
+    };
+    if let Some(ms) = c.spec.mounts() {
+        for m in ms {
+            mounts::mount_entry(&ctx, m)?;
+        }
+    }
+    if !dev_is_bind(c.spec) {
+        for d in devices::default_devices() {
+            devices::create(root.as_fd(), &d, c.userns)?;
+        }
+        devices::create_symlinks(root.as_fd())?;
+    }
+    if let Some(devs) = c.spec.linux().as_ref().and_then(|l| l.devices().as_ref()) {
+        for d in devs {
+            devices::create(root.as_fd(), &devices::from_spec(d)?, c.userns)?;
+        }
+    }
+    Ok(())
+}
+
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read mountinfo")?;
+    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let best = mi
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| parent.starts_with(mp))
+        .max_by_key(|mp| mp.len())
+        .unwrap_or("/")
+        .to_string();
+    mount(
+        None::<&str>,
+        best.as_str(),
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| format!("make {best} private"))
+}
+
+/// Switches the process's root to the rootfs: pivot_root, or MS_MOVE + chroot (`--no-pivot`),
+/// or a plain chroot when the container shares the host's mount namespace.
+pub fn enter(c: &RootfsConfig) -> Result<()> {
+    if !c.mntns {
+        nix::unistd::chdir(c.rootfs).ctx(|| "chdir rootfs")?;
+        nix::unistd::chroot(".").ctx(|| "chroot")?;
+    } else if c.no_pivot {
+        nix::unistd::chdir(c.rootfs).ctx(|| "chdir rootfs")?;
+        mount(
+            Some(c.rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .ctx(|| "move rootfs to /")?;
+        nix::unistd::chroot(".").ctx(|| "chroot")?;
+    } else {
+        pivot(c.rootfs)?;
+    }
+    nix::unistd::chdir("/").ctx(|| "chdir /")?;
+    Ok(())
+}
+
+fn pivot(rootfs: &Path) -> Result<()> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let old = nix::fcntl::open("/", flags, Mode::empty()).ctx(|| "open /")?;
+    let new = nix::fcntl::open(rootfs, flags, Mode::empty()).ctx(|| "open rootfs")?;
+    nix::unistd::fchdir(&new).ctx(|| "fchdir rootfs")?;
+    nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root")?;
+    // The old root is now stacked under "."; detach it without propagating the unmount.
+    nix::unistd::fchdir(&old).ctx(|| "fchdir old root")?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| "make old root rslave")?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount old root")?;
+    Ok(())
+}
+
+/// After pivot: read-only /dev if asked, read-only root, final root propagation.
+pub fn finalize(c: &RootfsConfig) -> Result<()> {
+    if !c.mntns {
+        return Ok(());
+    }
+    let dev_ro = c.spec.mounts().as_ref().is_some_and(|ms| {
+        ms.iter().any(|m| {
+            safe_path::clean(m.destination()) == Path::new("dev")
+                && m.options()
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|x| x == "ro"))
+        })
+    });
+    if dev_ro {
+        remount_ro("/dev")?;
+    }
+    if c.spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true))
+    {
+        remount_ro("/")?;
+    }
+    if let Some(p) = rootfs_propagation(c.spec)? {
+        mount(None::<&str>, "/", None::<&str>, p, None::<&str>).ctx(|| "set rootfs propagation")?;
+    }
+    Ok(())
+}
+
+fn remount_ro(path: &str) -> Result<()> {
+    let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {path}"))?;
+    mounts::remount_bind(&fd, MsFlags::MS_RDONLY).ctx(|| format!("remount {path} read-only"))
+}
+
+/// `linux.maskedPaths`: a directory gets an empty read-only tmpfs, anything else /dev/null.
+pub fn mask_path(path: &str) -> Result<()> {
+    let st = match nix::sys::stat::stat(path) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("mask {path}")),
+    };
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let r = if is_dir {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    r.ctx(|| format!("mask {path}"))
+}
+
+/// `linux.readonlyPaths`: bind the path onto itself and make that read-only.
+pub fn readonly_path(path: &str) -> Result<()> {
+    match mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e).ctx(|| format!("make {path} read-only")),
+    }
+    let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {path}"))?;
+    mounts::remount_bind(&fd, MsFlags::MS_RDONLY | MsFlags::MS_REC)
+        .ctx(|| format!("make {path} read-only"))
+}

@@ -1,0 +1,265 @@
+//! Mounting one `mounts[]` entry into the rootfs: bind/rbind with flag remounts, real
+//! filesystems (tmpfs, proc, sysfs, devpts, mqueue, overlay, …), `cgroup` (per-hierarchy binds of
+//! the container's own cgroup, or cgroup2), propagation and recursive attributes.
+
+use super::mount_opts::{self, MountOpts};
+use super::safe_path::{create_file_in_root, mkdir_all_in_root, open_in_root, proc_fd_path};
+use crate::error::{Context, Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub struct MountCtx<'a> {
+    /// O_PATH fd of the rootfs directory.
+    pub root: BorrowedFd<'a>,
+    pub bundle: &'a Path,
+    /// The container has its own user namespace (mknod and some mounts are not allowed).
+    pub userns: bool,
+    /// The container has its own cgroup namespace.
+    pub cgroupns: bool,
+}
+
+fn do_mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> nix::Result<()> {
+    mount(src, target, fstype, flags, data)
+}
+
+fn cstr(p: &Path) -> Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::config(format!("mount path {:?} contains a NUL byte", p)))
+}
+
+/// Flags that only matter for the initial mount, never for a bind remount.
+fn remount_flags(o: &MountOpts) -> MsFlags {
+    o.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
+}
+
+/// Remounts a bind mount with `flags`, keeping flags the kernel locked (a bind of a nodev/nosuid
+/// mount cannot drop them; in a user namespace that is EPERM unless they are repeated).
+pub fn remount_bind(fd: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
+    let target = proc_fd_path(fd);
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match do_mount(None, &target, None, base | flags, None) {
+        Err(Errno::EPERM) => {
+            let st = nix::sys::statvfs::fstatvfs(fd)?;
+            use nix::sys::statvfs::FsFlags;
+            let mut locked = MsFlags::empty();
+            for (f, m) in [
+                (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+                (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+                (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+                (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+                (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+                (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+                (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+            ] {
+                if st.flags().contains(f) {
+                    locked |= m;
+                }
+            }
+            do_mount(None, &target, None, base | flags | locked, None)
+        }
+        r => r,
+    }
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, {set, clr}).
+pub fn set_recursive_attrs(fd: &OwnedFd, set: u64, clr: u64) -> nix::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: valid fd, empty path string, attr struct sized as passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Mounts one config entry. Returns the host path of the mount's target (for bookkeeping of
+/// containers without a mount namespace).
+pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
+    let dest = m.destination();
+    let typ = m.typ().as_deref().unwrap_or("");
+    let empty = Vec::new();
+    let opts = mount_opts::parse(m.options().as_ref().unwrap_or(&empty));
+    let what = || {
+        format!(
+            "mount {} ({})",
+            dest.display(),
+            if typ.is_empty() { "bind" } else { typ }
+        )
+    };
+
+    if typ == "cgroup" {
+        return super::cgroupfs::mount_cgroup(ctx, dest, &opts).map_err(|e| match e {
+            Error::Sys { ctx: c, source } => Error::Sys {
+                ctx: format!("{}: {c}", what()),
+                source,
+            },
+            e => e,
+        });
+    }
+
+    if opts.is_bind() || typ == "bind" {
+        bind_entry(ctx, m, &opts).map_err(|e| prefix(e, &what()))?;
+    } else {
+        fs_entry(ctx, m, typ, &opts).map_err(|e| prefix(e, &what()))?;
+    }
+    after_mount(ctx, dest, &opts).map_err(|e| prefix(e, &what()))
+}
+
+fn prefix(e: Error, what: &str) -> Error {
+    match e {
+        Error::Sys { ctx, source } => Error::Sys {
+            ctx: format!("{what}: {ctx}"),
+            source,
+        },
+        Error::Io { ctx, source } => Error::Io {
+            ctx: format!("{what}: {ctx}"),
+            source,
+        },
+        e => e,
+    }
+}
+
+fn source_path(ctx: &MountCtx, m: &Mount) -> Option<PathBuf> {
+    m.source().as_ref().map(|s| {
+        if s.is_absolute() {
+            s.clone()
+        } else {
+            ctx.bundle.join(s)
+        }
+    })
+}
+
+fn bind_entry(ctx: &MountCtx, m: &Mount, opts: &MountOpts) -> Result<()> {
+    let dest = m.destination();
+    let src = source_path(ctx, m).ok_or_else(|| {
+        Error::config(format!(
+            "mounts: bind mount {} has no source",
+            dest.display()
+        ))
+    })?;
+    let meta = std::fs::metadata(&src).ctx(|| format!("source {}", src.display()))?;
+    let target = if meta.is_dir() {
+        mkdir_all_in_root(ctx.root, dest, 0o755)
+    } else {
+        create_file_in_root(ctx.root, dest)
+    }
+    .ctx(|| "create mount point")?;
+    let csrc = cstr(&src)?;
+    let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+    do_mount(Some(&csrc), &proc_fd_path(&target), None, flags, None)
+        .ctx(|| format!("bind {}", src.display()))?;
+    let extra = remount_flags(opts);
+    if !extra.is_empty() {
+        let top = open_in_root(ctx.root, dest, OFlag::O_PATH).ctx(|| "reopen mount point")?;
+        remount_bind(&top, extra).ctx(|| "remount with options")?;
+    }
+    Ok(())
+}
+
+fn fs_entry(ctx: &MountCtx, m: &Mount, typ: &str, opts: &MountOpts) -> Result<()> {
+    let dest = m.destination();
+    let target = mkdir_all_in_root(ctx.root, dest, 0o755).ctx(|| "create mount point")?;
+    let src = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| typ.to_string());
+    let csrc = std::ffi::CString::new(src.as_bytes())
+        .map_err(|_| Error::config("mounts: source contains a NUL byte"))?;
+    let data = opts.data_string();
+    let data = (!data.is_empty()).then_some(data.as_str());
+    let fstype = (!typ.is_empty()).then_some(typ);
+    if opts.tmpcopyup && typ == "tmpfs" {
+        return super::copyup::mount_tmpfs_copyup(ctx.root, dest, &target, opts.flags, data);
+    }
+    match do_mount(
+        Some(&csrc),
+        &proc_fd_path(&target),
+        fstype,
+        opts.flags,
+        data,
+    ) {
+        Ok(()) => Ok(()),
+        // Inside a user namespace without its own network namespace sysfs cannot be mounted,
+        // and mqueue cannot be without an owned IPC namespace: bind the host's instead.
+        Err(Errno::EPERM) if ctx.userns && (typ == "sysfs" || typ == "mqueue") => {
+            let host = if typ == "sysfs" {
+                c"/sys"
+            } else {
+                c"/dev/mqueue"
+            };
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+            do_mount(Some(host), &proc_fd_path(&target), None, flags, None)
+                .ctx(|| format!("bind host {} instead", host.to_string_lossy()))?;
+            let extra =
+                remount_flags(opts) | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            let top = open_in_root(ctx.root, dest, OFlag::O_PATH).ctx(|| "reopen mount point")?;
+            remount_bind(&top, extra).ctx(|| "remount")?;
+            Ok(())
+        }
+        Err(e) => Err(e).ctx(|| format!("mount {src}")),
+    }
+}
+
+fn after_mount(ctx: &MountCtx, dest: &Path, opts: &MountOpts) -> Result<()> {
+    if opts.propagation.is_empty() && opts.attr_set == 0 && opts.attr_clr == 0 {
+        return Ok(());
+    }
+    let top = open_in_root(ctx.root, dest, OFlag::O_PATH).ctx(|| "reopen mount point")?;
+    for p in &opts.propagation {
+        do_mount(None, &proc_fd_path(&top), None, *p, None).ctx(|| "set propagation")?;
+    }
+    if opts.attr_set != 0 || opts.attr_clr != 0 {
+        set_recursive_attrs(&top, opts.attr_set, opts.attr_clr)
+            .ctx(|| "mount_setattr (recursive options)")?;
+    }
+    Ok(())
+}
+
+/// Bind-mounts a host path onto a path in the rootfs (used for devices in a user namespace and
+/// for /dev/console).
+pub fn bind_into(root: BorrowedFd, src: &CStr, dest: &Path) -> Result<()> {
+    let target = create_file_in_root(root, dest).ctx(|| format!("create {}", dest.display()))?;
+    do_mount(
+        Some(src),
+        &proc_fd_path(&target),
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )
+    .ctx(|| format!("bind {} on {}", src.to_string_lossy(), dest.display()))
+}

@@ -1,0 +1,229 @@
+//! Resolving paths inside the container's rootfs without ever leaving it.
+//!
+//! Every mount destination and device path comes from config.json and is looked up in a rootfs
+//! the container's image controls: a symlink such as `/evil -> /../../../tmp/x` must resolve
+//! inside the rootfs (CVE-2021-30465 class). `openat2(RESOLVE_IN_ROOT)` makes the kernel treat the
+//! rootfs fd as `/` for absolute symlinks and `..`, and `RESOLVE_NO_MAGICLINKS` refuses
+//! `/proc/self/…` style jumps. Mounts then target `/proc/self/fd/N` of the resolved fd, so the
+//! path is never looked up again by name.
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+/// Lexically cleans `p` as if it were absolute: removes `.`, resolves `..` (clamped at `/`).
+/// Returns the components relative to `/` (empty for the root itself).
+pub fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// openat2(root, path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS).
+pub fn open_in_root(root: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    let rel = clean(path);
+    let c = if rel.as_os_str().is_empty() {
+        CString::new(".").map_err(|_| Errno::EINVAL)?
+    } else {
+        CString::new(rel.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?
+    };
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | OFlag::O_CLOEXEC).bits() as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    loop {
+        // SAFETY: valid pointers for the duration of the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if r >= 0 {
+            // SAFETY: the kernel returned a new fd.
+            return Ok(unsafe { OwnedFd::from_raw_fd(r as i32) });
+        }
+        match Errno::last() {
+            Errno::EINTR | Errno::EAGAIN => continue,
+            e => return Err(e),
+        }
+    }
+}
+
+/// Opens (creating as needed, like `mkdir -p`) the directory `path` inside `root` and returns
+/// an `O_PATH` fd to it. Symlinks met on the way are followed the way the kernel would with
+/// `root` as `/` (a dangling one gets its target created inside the root); every directory is
+/// created inside an already-resolved parent, so nothing is ever made outside the root.
+pub fn mkdir_all_in_root(root: BorrowedFd, path: &Path, mode: u32) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    match open_in_root(root, path, flags) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = clean(path)
+        .components()
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    let mut resolved = PathBuf::new();
+    let mut hops = 0;
+    while let Some(name) = todo.pop_front() {
+        let parent = open_in_root(root, &resolved, flags)?;
+        match nix::sys::stat::fstatat(
+            &parent,
+            name.as_os_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(Errno::ELOOP);
+                }
+                let target = nix::fcntl::readlinkat(&parent, name.as_os_str())?;
+                let target = Path::new(&target);
+                let joined = if target.is_absolute() {
+                    target.to_path_buf()
+                } else {
+                    resolved.join(target)
+                };
+                let mut rest: std::collections::VecDeque<std::ffi::OsString> = clean(&joined)
+                    .components()
+                    .map(|c| c.as_os_str().to_owned())
+                    .collect();
+                rest.extend(todo.drain(..));
+                todo = rest;
+                resolved = PathBuf::new();
+            }
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => resolved.push(&name),
+            Ok(_) => return Err(Errno::ENOTDIR),
+            Err(Errno::ENOENT) => {
+                match nix::sys::stat::mkdirat(
+                    &parent,
+                    name.as_os_str(),
+                    Mode::from_bits_truncate(mode),
+                ) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+                resolved.push(&name);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    open_in_root(root, &resolved, flags)
+}
+
+/// Makes sure a regular file exists at `path` inside `root` (parents created) and returns an
+/// `O_PATH` fd to it; an existing non-directory is kept as is.
+pub fn create_file_in_root(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
+    match open_in_root(root, path, OFlag::O_PATH) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let rel = clean(path);
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    let name = rel.file_name().ok_or(Errno::EINVAL)?;
+    let dir = mkdir_all_in_root(root, parent, 0o755)?;
+    match nix::fcntl::openat(
+        dir.as_fd(),
+        name,
+        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::from_bits_truncate(0o644),
+    ) {
+        Ok(_) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e),
+    }
+    open_in_root(root, path, OFlag::O_PATH)
+}
+
+/// The `/proc/self/fd/N` path naming an fd, for syscalls that only take paths (mount(2)).
+pub fn proc_fd_path(fd: &OwnedFd) -> CString {
+    // The string has no interior NUL by construction.
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+}
+
+/// Opens `root` itself (a directory) as an fd usable with the functions above.
+pub fn open_root(rootfs: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Host-absolute path of an fd (readlink of /proc/self/fd/N).
+pub fn fd_path(fd: &OwnedFd) -> nix::Result<PathBuf> {
+    nix::fcntl::readlink(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str()).map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rruntime-safe-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn clean_clamps_dotdot() {
+        assert_eq!(clean(Path::new("/a/../../b/./c")), PathBuf::from("b/c"));
+        assert_eq!(clean(Path::new("../../..")), PathBuf::from(""));
+        assert_eq!(clean(Path::new("rel/x")), PathBuf::from("rel/x"));
+    }
+
+    #[test]
+    fn symlinks_stay_inside_root() {
+        let base = tmpdir("sym");
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // An absolute symlink and a ..-symlink that point out of the root.
+        std::os::unix::fs::symlink(&outside, root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../outside", root.join("rel")).unwrap();
+        let rfd = open_root(&root).unwrap();
+        for link in ["abs", "rel"] {
+            let fd = mkdir_all_in_root(rfd.as_fd(), &Path::new("/").join(link).join("x"), 0o755)
+                .unwrap();
+            let p = fd_path(&fd).unwrap();
+            assert!(p.starts_with(&root), "{link} resolved to {}", p.display());
+        }
+        assert!(
+            std::fs::read_dir(&outside).unwrap().next().is_none(),
+            "nothing created outside"
+        );
+        // /proc/self/root style magic links are refused.
+        std::os::unix::fs::symlink("/proc/self/root/etc", root.join("magic")).unwrap();
+        let r = open_in_root(rfd.as_fd(), Path::new("/magic"), OFlag::O_PATH);
+        assert!(r.is_err() || fd_path(&r.unwrap()).unwrap().starts_with(&root));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn create_file_makes_parents() {
+        let base = tmpdir("file");
+        let rfd = open_root(&base).unwrap();
+        let fd = create_file_in_root(rfd.as_fd(), Path::new("/etc/x/hosts")).unwrap();
+        assert_eq!(fd_path(&fd).unwrap(), base.join("etc/x/hosts"));
+        assert!(base.join("etc/x/hosts").is_file());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -1,0 +1,296 @@
+//! Loading and validating a bundle's `config.json`. Everything checkable is checked here, before
+//! the host is touched, and every error names the offending field.
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// A loaded bundle: the parsed config and the absolute paths the runtime works with.
+pub struct Bundle {
+    pub spec: Spec,
+    /// Absolute bundle directory.
+    pub dir: PathBuf,
+    /// Absolute, canonical rootfs directory.
+    pub rootfs: PathBuf,
+}
+
+/// Reads `<bundle>/config.json`, parses and validates it.
+pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
+    let dir = std::fs::canonicalize(bundle)
+        .map_err(|e| Error::config(format!("bundle {}: {}", bundle.display(), io_reason(&e))))?;
+    let cfg_path = dir.join("config.json");
+    let data = std::fs::read(&cfg_path).map_err(|e| {
+        Error::config(format!(
+            "config.json in bundle {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let spec = parse_config(&data)?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::config("config.json: root: the rootfs path is required"))?;
+    let rp = root.path();
+    let rootfs_raw = if rp.is_absolute() {
+        rp.clone()
+    } else {
+        dir.join(rp)
+    };
+    let rootfs = std::fs::canonicalize(&rootfs_raw).map_err(|e| {
+        Error::config(format!(
+            "root.path: rootfs {}: {}",
+            rootfs_raw.display(),
+            io_reason(&e)
+        ))
+    })?;
+    if !rootfs.is_dir() {
+        return Err(Error::config(format!(
+            "root.path: rootfs {} is not a directory",
+            rootfs.display()
+        )));
+    }
+    validate(&spec)?;
+    Ok(Bundle { spec, dir, rootfs })
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Parses config.json bytes into the OCI type, with a clear message on malformed input.
+pub fn parse_config(data: &[u8]) -> Result<Spec> {
+    serde_json::from_slice::<Spec>(data)
+        .map_err(|e| Error::config(format!("config.json: invalid configuration: {e}")))
+}
+
+/// Parses an OCI Process JSON (for `exec --process`).
+pub fn parse_process(data: &[u8]) -> Result<Process> {
+    serde_json::from_slice::<Process>(data)
+        .map_err(|e| Error::config(format!("process.json: invalid process: {e}")))
+}
+
+/// True if the namespace list contains `t` (new or joined).
+pub fn has_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
+}
+
+/// Validates what parsing alone cannot: namespace rules, sysctls, mounts, process fields.
+pub fn validate(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let mut seen = HashSet::new();
+    if let Some(nss) = linux.and_then(|l| l.namespaces().as_ref()) {
+        for ns in nss {
+            if !seen.insert(ns.typ() as i64) {
+                return Err(Error::config(format!(
+                    "linux.namespaces: duplicate namespace type {}",
+                    ns.typ()
+                )));
+            }
+            if let Some(p) = ns.path() {
+                if !p.is_absolute() {
+                    return Err(Error::config(format!(
+                        "linux.namespaces: {} path {} is not absolute",
+                        ns.typ(),
+                        p.display()
+                    )));
+                }
+            }
+        }
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !has_ns(spec, LinuxNamespaceType::Uts)
+    {
+        return Err(Error::config(
+            "hostname: unable to set hostname without a private UTS namespace",
+        ));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+        && !has_ns(spec, LinuxNamespaceType::Uts)
+    {
+        return Err(Error::config(
+            "domainname: unable to set domainname without a private UTS namespace",
+        ));
+    }
+    if let Some(l) = linux {
+        let has_user = has_ns(spec, LinuxNamespaceType::User);
+        let maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if maps && !has_user {
+            return Err(Error::config(
+                "linux.uidMappings/gidMappings: user namespace mappings require a user namespace",
+            ));
+        }
+        if let Some(sysctl) = l.sysctl() {
+            for key in sysctl.keys() {
+                validate_sysctl(spec, key)?;
+            }
+        }
+        if has_ns(spec, LinuxNamespaceType::Time) {
+            // Offsets are applied when the time namespace is new; nothing else to check here.
+        } else if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+            return Err(Error::config(
+                "linux.timeOffsets: time offsets require a time namespace",
+            ));
+        }
+    }
+    if let Some(mounts) = spec.mounts() {
+        for m in mounts {
+            if m.destination().as_os_str().is_empty() {
+                return Err(Error::config("mounts: a mount has an empty destination"));
+            }
+        }
+    }
+    if let Some(p) = spec.process() {
+        validate_process(p)?;
+    }
+    Ok(())
+}
+
+/// Checks a Process (from config.json or `exec`).
+pub fn validate_process(p: &Process) -> Result<()> {
+    match p.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => return Err(Error::config("process.args: args must not be empty")),
+    }
+    let cwd = p.cwd();
+    if !cwd.is_absolute() {
+        return Err(Error::config(format!(
+            "process.cwd: {:?} is not an absolute path",
+            cwd
+        )));
+    }
+    if let Some(rl) = p.rlimits() {
+        for r in rl {
+            if r.soft() > r.hard() {
+                return Err(Error::config(format!(
+                    "process.rlimits: {:?} soft limit {} is greater than hard limit {}",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+const IPC_SYSCTLS: &[&str] = &[
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// Only namespaced sysctls may be set, and only when the container has that namespace.
+fn validate_sysctl(spec: &Spec, key: &str) -> Result<()> {
+    if key.is_empty() || key.contains("..") || key.starts_with('/') {
+        return Err(Error::config(format!("linux.sysctl: invalid key {key:?}")));
+    }
+    let need = |t: LinuxNamespaceType, what: &str| -> Result<()> {
+        if has_ns(spec, t) {
+            Ok(())
+        } else {
+            Err(Error::config(format!(
+                "linux.sysctl: {key:?} requires a private {what} namespace"
+            )))
+        }
+    };
+    if IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.") {
+        return need(LinuxNamespaceType::Ipc, "IPC");
+    }
+    if key.starts_with("net.") {
+        return need(LinuxNamespaceType::Network, "network");
+    }
+    if key == "kernel.hostname" || key == "kernel.domainname" {
+        return need(LinuxNamespaceType::Uts, "UTS");
+    }
+    if key == "kernel.ns_last_pid" {
+        return need(LinuxNamespaceType::Pid, "PID");
+    }
+    Err(Error::config(format!(
+        "linux.sysctl: {key:?} is not allowed in a container (not namespaced)"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Result<Spec> {
+        let s = parse_config(json.as_bytes())?;
+        validate(&s)?;
+        Ok(s)
+    }
+
+    const BASE: &str = r#""ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"user":{"uid":0,"gid":0},"args":["sh"],"cwd":"/"}"#;
+
+    #[test]
+    fn malformed_json_is_a_clear_error() {
+        let e = spec("{not json").unwrap_err().to_string();
+        assert!(e.starts_with("config.json: invalid configuration"), "{e}");
+    }
+
+    #[test]
+    fn unknown_capability_rejected() {
+        let j = r#"{"ociVersion":"1.0.2","root":{"path":"r"},"process":{"user":{"uid":0,"gid":0},"args":["sh"],"cwd":"/","capabilities":{"bounding":["CAP_NOPE"]}}}"#;
+        let e = spec(j).unwrap_err().to_string();
+        assert!(e.contains("CAP_NOPE"), "{e}");
+    }
+
+    #[test]
+    fn hostname_needs_uts() {
+        let j = format!(r#"{{{BASE},"hostname":"h"}}"#);
+        assert!(spec(&j).unwrap_err().to_string().contains("UTS"));
+        let j = format!(r#"{{{BASE},"hostname":"h","linux":{{"namespaces":[{{"type":"uts"}}]}}}}"#);
+        assert!(spec(&j).is_ok());
+    }
+
+    #[test]
+    fn duplicate_namespace_rejected() {
+        let j =
+            format!(r#"{{{BASE},"linux":{{"namespaces":[{{"type":"pid"}},{{"type":"pid"}}]}}}}"#);
+        assert!(spec(&j).unwrap_err().to_string().contains("duplicate"));
+    }
+
+    #[test]
+    fn sysctl_rules() {
+        let ok = format!(
+            r#"{{{BASE},"linux":{{"namespaces":[{{"type":"network"}}],"sysctl":{{"net.ipv4.ip_forward":"1"}}}}}}"#
+        );
+        assert!(spec(&ok).is_ok());
+        let bad = format!(r#"{{{BASE},"linux":{{"sysctl":{{"net.ipv4.ip_forward":"1"}}}}}}"#);
+        assert!(spec(&bad).unwrap_err().to_string().contains("network"));
+        let host = format!(
+            r#"{{{BASE},"linux":{{"namespaces":[{{"type":"ipc"}}],"sysctl":{{"vm.swappiness":"1"}}}}}}"#
+        );
+        assert!(spec(&host).unwrap_err().to_string().contains("not allowed"));
+    }
+
+    #[test]
+    fn process_checks() {
+        let j = r#"{"root":{"path":"r"},"process":{"user":{"uid":0,"gid":0},"args":[],"cwd":"/"}}"#;
+        assert!(spec(j).unwrap_err().to_string().contains("args"));
+        let j = r#"{"root":{"path":"r"},"process":{"user":{"uid":0,"gid":0},"args":["a"],"cwd":"rel"}}"#;
+        assert!(spec(j).unwrap_err().to_string().contains("cwd"));
+    }
+
+    #[test]
+    fn mappings_need_userns() {
+        let j = format!(
+            r#"{{{BASE},"linux":{{"uidMappings":[{{"containerID":0,"hostID":1000,"size":1}}]}}}}"#
+        );
+        assert!(spec(&j).unwrap_err().to_string().contains("user namespace"));
+    }
+}
