@@ -757,3 +757,31 @@ fn cgroups_v1_state_roundtrip_and_mounts() {
     drop(again);
     g.finish();
 }
+
+#[test]
+fn cgroups_v1_cpuset_fills_an_empty_preexisting_parent() {
+    let Some(layout) = v1_layout("cgroups_v1_cpuset_fills_an_empty_preexisting_parent") else {
+        return;
+    };
+    let Some(cs) = layout.v1_mount("cpuset") else {
+        eprintln!("skipping: no cpuset hierarchy");
+        return;
+    };
+    let top = unique_path("cpusetpre");
+    // Another runtime made this directory but has not set cpus/mems yet.
+    let pre = cs.mount_point.join(top.trim_start_matches('/'));
+    std::fs::create_dir(&pre).unwrap();
+    assert_eq!(read_trim(&pre.join("cpuset.cpus")), "");
+    let mut g = Guard::new(manager(&format!("{top}/c")));
+    g.extra_dirs.push(pre.clone());
+    g.mgr.create(None).unwrap();
+    let child = Busybox::spawn("sleep 1000");
+    g.mgr
+        .add_task(child.pid())
+        .expect("add_task into a nested cpuset");
+    assert!(!read_trim(&pre.join("cpuset.cpus")).is_empty());
+    drop(child);
+    g.mgr.destroy().unwrap();
+    assert!(pre.is_dir());
+    g.finish();
+}

@@ -4,6 +4,21 @@
 //! container's config with [`new_manager`], the state file keeps its [`CgroupState`], and later
 //! commands rebuild the manager from that with [`from_state`] (no host probing needed then).
 //!
+//! # How the runtime drives it
+//!
+//! * `create`: [`new_manager`]`(linux.cgroupsPath, id, &opts)` → `create(Some(&resources))`
+//!   (resources with `devices` = [`devices::runc_rules`]`(spec rules, linux.devices paths)`) →
+//!   on v2 `cgroup_fd()` and clone3 with `CLONE_INTO_CGROUP` (no `add_task`), else clone and
+//!   `add_task(init_pid)` before the init runs anything → persist `state()`. If a later step of
+//!   `create` fails: `destroy_force()`.
+//! * `exec`: `from_state` → `add_task(pid)` (or `cgroup_fd()` + clone3 on v2).
+//! * `delete`: `destroy()`; `delete --force`: `destroy_force()`.
+//! * `kill --all`: `kill_all(sig)`. `pause`/`resume`: `freeze()`/`thaw()`; `state` shows
+//!   `paused` when `is_frozen()`. `ps`: `pids()`. `update`: `apply(&resources)` (only what is
+//!   set is written; devices only if given). `events`: `stats()` every interval, and poll
+//!   `oom_events()` for `{"type":"oom"}`.
+//! * rootfs without a cgroup namespace: [`CgroupManager::mounts`] (see [`mounts`]).
+//!
 //! # Host layouts
 //!
 //! [`detect::Layout`] reads /proc/self/mountinfo once. Pure v1 and hybrid hosts use the v1 backend
@@ -167,21 +182,37 @@ pub trait CgroupManager {
     }
     /// Sends `signal` to every process in the cgroup (`kill --all`). SIGKILL on v2 uses
     /// `cgroup.kill`; otherwise the cgroup is frozen while the pids are listed and signalled so
-    /// no new process escapes, then thawed.
-    fn kill_all(&self, signal: Signal) -> Result<()>;
+    /// no new process escapes, then thawed (a paused container stays paused unless SIGKILLed).
+    fn kill_all(&self, signal: Signal) -> Result<()> {
+        kill::signal_pids(&self.pids()?, signal)
+    }
     /// Statistics for `events` in runc's schema.
-    fn stats(&self) -> Result<Stats>;
-    /// An fd that becomes readable when the container hits an OOM kill (`events`).
-    fn oom_events(&self) -> Result<OomEvents>;
+    fn stats(&self) -> Result<Stats> {
+        Err(CgroupError::unsupported(
+            "statistics",
+            "this cgroup manager has none",
+        ))
+    }
+    /// A pollable source of OOM events for `events` (see [`OomEvents`]).
+    fn oom_events(&self) -> Result<OomEvents> {
+        Err(CgroupError::unsupported(
+            "OOM notifications",
+            "this cgroup manager has none",
+        ))
+    }
     /// The host layout this manager drives.
-    fn mode(&self) -> CgroupMode;
+    fn mode(&self) -> CgroupMode {
+        self.state().mode
+    }
     /// Pure cgroup v2?
     fn is_v2(&self) -> bool {
         self.mode() == CgroupMode::V2
     }
     /// On pure v2: an `O_DIRECTORY` fd of the container's cgroup for clone3's
     /// `CLONE_INTO_CGROUP`; `None` on v1/hybrid (use `add_task` there).
-    fn cgroup_fd(&self) -> Result<Option<OwnedFd>>;
+    fn cgroup_fd(&self) -> Result<Option<OwnedFd>> {
+        Ok(None)
+    }
     /// What the rootfs code mounts at /sys/fs/cgroup inside the container (see [`mounts`]).
     fn mounts(&self) -> Vec<CgroupMount> {
         mounts::for_state(&self.state())

@@ -32,11 +32,40 @@ pub(crate) fn apply(dir: &Path, noprefix: bool, c: &LinuxCpu) -> Result<()> {
     Ok(())
 }
 
-/// Gives the directories just created in the cpuset hierarchy (parents first) their parent's
-/// `cpus`/`mems`; a joined leaf that has none gets them too.
+/// The `cpus`/`mems` of `dir`; an empty one (a directory another runtime is still setting up,
+/// or one made without values) first gets its own parent's, up to the mount point.
+fn ensure_filled(dir: &Path, stop: &Path, cpus_f: &str, mems_f: &str) -> Result<(String, String)> {
+    let cpus = fs::read(dir, cpus_f)?.trim().to_string();
+    let mems = fs::read(dir, mems_f)?.trim().to_string();
+    if (!cpus.is_empty() && !mems.is_empty()) || dir == stop {
+        return Ok((cpus, mems));
+    }
+    let Some(parent) = dir.parent().filter(|p| p.starts_with(stop)) else {
+        return Ok((cpus, mems));
+    };
+    let (pc, pm) = ensure_filled(parent, stop, cpus_f, mems_f)?;
+    let cpus = if cpus.is_empty() {
+        fs::write(dir, cpus_f, &pc)?;
+        pc
+    } else {
+        cpus
+    };
+    let mems = if mems.is_empty() {
+        fs::write(dir, mems_f, &pm)?;
+        pm
+    } else {
+        mems
+    };
+    Ok((cpus, mems))
+}
+
+/// Gives the directories just created in the cpuset hierarchy mounted at `stop` (parents first)
+/// their parent's `cpus`/`mems` (the leaf keeps what the config sets); a joined leaf that has
+/// none gets them too.
 pub(crate) fn init_dirs(
     created: &[PathBuf],
     leaf: &Path,
+    stop: &Path,
     noprefix: bool,
     cfg: Option<&LinuxCpu>,
 ) -> Result<()> {
@@ -44,31 +73,35 @@ pub(crate) fn init_dirs(
     let mems_f = file(noprefix, "mems");
     let leaf_cpus = cfg.and_then(|c| wanted(c.cpus())).is_some();
     let leaf_mems = cfg.and_then(|c| wanted(c.mems())).is_some();
-    let Some(first) = created.first() else {
-        // Joined an existing cgroup: copy only if it is empty.
-        let Some(parent) = leaf.parent() else {
-            return Ok(());
-        };
-        for (f, set) in [(&cpus_f, leaf_cpus), (&mems_f, leaf_mems)] {
-            if !set && fs::read(leaf, f)?.trim().is_empty() {
-                let v = fs::read(parent, f)?;
-                fs::write(leaf, f, v.trim())?;
-            }
-        }
-        return Ok(());
-    };
+    let first = created.first().map(PathBuf::as_path).unwrap_or(leaf);
     let Some(parent) = first.parent() else {
         return Ok(());
     };
-    let cpus = fs::read(parent, &cpus_f)?;
-    let mems = fs::read(parent, &mems_f)?;
+    if created.is_empty() {
+        // Joined an existing cgroup: fill only what is empty.
+        let cpus = fs::read(leaf, &cpus_f)?;
+        let mems = fs::read(leaf, &mems_f)?;
+        let need_cpus = !leaf_cpus && cpus.trim().is_empty();
+        let need_mems = !leaf_mems && mems.trim().is_empty();
+        if need_cpus || need_mems {
+            let (pc, pm) = ensure_filled(parent, stop, &cpus_f, &mems_f)?;
+            if need_cpus {
+                fs::write(leaf, &cpus_f, &pc)?;
+            }
+            if need_mems {
+                fs::write(leaf, &mems_f, &pm)?;
+            }
+        }
+        return Ok(());
+    }
+    let (cpus, mems) = ensure_filled(parent, stop, &cpus_f, &mems_f)?;
     for d in created {
         let is_leaf = d == leaf;
         if !(is_leaf && leaf_cpus) {
-            fs::write(d, &cpus_f, cpus.trim())?;
+            fs::write(d, &cpus_f, &cpus)?;
         }
         if !(is_leaf && leaf_mems) {
-            fs::write(d, &mems_f, mems.trim())?;
+            fs::write(d, &mems_f, &mems)?;
         }
     }
     Ok(())

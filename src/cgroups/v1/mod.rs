@@ -236,7 +236,13 @@ impl Manager {
                 return Err(e);
             }
             if h.has("cpuset") {
-                cpuset::init_dirs(&created[before..], &h.dir, h.noprefix, r.cpu().as_ref())?;
+                cpuset::init_dirs(
+                    &created[before..],
+                    &h.dir,
+                    &h.mount_point,
+                    h.noprefix,
+                    r.cpu().as_ref(),
+                )?;
             }
         }
         Ok(dropped)

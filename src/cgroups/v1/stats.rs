@@ -116,10 +116,7 @@ pub(crate) fn memory(dir: &Path) -> Result<Memory> {
 pub(crate) fn blkio_entries(s: &str) -> Vec<BlkioEntry> {
     let mut out = Vec::new();
     for line in s.lines() {
-        let f: Vec<&str> = line
-            .split([' ', ':'])
-            .filter(|x| !x.is_empty())
-            .collect();
+        let f: Vec<&str> = line.split([' ', ':']).filter(|x| !x.is_empty()).collect();
         let (major, minor, op, value) = match f.as_slice() {
             [ma, mi, v] => (ma, mi, "", v),
             [ma, mi, op, v] => (ma, mi, *op, v),
