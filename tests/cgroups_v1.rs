@@ -785,3 +785,316 @@ fn cgroups_v1_cpuset_fills_an_empty_preexisting_parent() {
     assert!(pre.is_dir());
     g.finish();
 }
+
+// ---- a fake pure-v1 tree: controllers this host lacks, exact file contents ----------------
+
+struct FakeV1 {
+    root: PathBuf,
+}
+
+impl FakeV1 {
+    const HIERARCHIES: &'static [(&'static str, &'static [&'static str])] = &[
+        (
+            "memory",
+            &[
+                "memory.limit_in_bytes",
+                "memory.memsw.limit_in_bytes",
+                "memory.soft_limit_in_bytes",
+                "memory.kmem.tcp.limit_in_bytes",
+                "memory.swappiness",
+                "memory.oom_control",
+                "memory.use_hierarchy",
+            ],
+        ),
+        (
+            "cpu,cpuacct",
+            &[
+                "cpu.shares",
+                "cpu.cfs_quota_us",
+                "cpu.cfs_period_us",
+                "cpu.rt_runtime_us",
+                "cpu.rt_period_us",
+                "cpu.idle",
+            ],
+        ),
+        (
+            "blkio",
+            &[
+                "blkio.bfq.weight",
+                "blkio.bfq.weight_device",
+                "blkio.throttle.read_bps_device",
+                "blkio.throttle.write_iops_device",
+            ],
+        ),
+        ("hugetlb", &["hugetlb.2MB.limit_in_bytes"]),
+        (
+            "net_cls,net_prio",
+            &["net_cls.classid", "net_prio.ifpriomap"],
+        ),
+        ("rdma", &["rdma.max"]),
+        (
+            "devices",
+            &["devices.allow", "devices.deny", "devices.list"],
+        ),
+    ];
+
+    fn new(tag: &str) -> FakeV1 {
+        let root =
+            std::env::temp_dir().join(format!("rruntime-fake-v1-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (h, files) in Self::HIERARCHIES {
+            let d = root.join(h).join("ctr");
+            std::fs::create_dir_all(&d).unwrap();
+            for f in *files {
+                std::fs::write(d.join(f), "").unwrap();
+            }
+        }
+        std::fs::write(root.join("devices/ctr/devices.list"), "a *:* rwm\n").unwrap();
+        FakeV1 { root }
+    }
+
+    fn layout(&self) -> Layout {
+        Layout {
+            mode: CgroupMode::V1,
+            v1: Self::HIERARCHIES
+                .iter()
+                .map(|(h, _)| rruntime::cgroups::detect::V1Mount {
+                    controllers: h.split(',').map(str::to_string).collect(),
+                    mount_point: self.root.join(h),
+                    root: "/".into(),
+                    noprefix: false,
+                })
+                .collect(),
+            v2: None,
+        }
+    }
+
+    fn manager(&self) -> Box<dyn CgroupManager> {
+        new_manager_in(
+            &self.layout(),
+            &CgroupPath::Absolute("/ctr".into()),
+            &CgroupOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn read(&self, h: &str, f: &str) -> String {
+        std::fs::read_to_string(self.root.join(h).join("ctr").join(f)).unwrap()
+    }
+}
+
+impl Drop for FakeV1 {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+#[test]
+fn cgroups_v1_fake_tree_writes_every_controller() {
+    use oci_spec::runtime::{
+        LinuxBlockIoBuilder, LinuxInterfacePriorityBuilder, LinuxRdmaBuilder,
+        LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder,
+    };
+    let t = FakeV1::new("all");
+    let mgr = t.manager();
+    let r = LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(100i64 << 20)
+                .swap(200i64 << 20)
+                .reservation(50i64 << 20)
+                .kernel(1i64 << 20)
+                .kernel_tcp(2i64 << 20)
+                .swappiness(10u64)
+                .disable_oom_killer(true)
+                .use_hierarchy(true)
+                .build()
+                .unwrap(),
+        )
+        .cpu(
+            LinuxCpuBuilder::default()
+                .shares(512u64)
+                .quota(20_000i64)
+                .period(100_000u64)
+                .realtime_runtime(950_000i64)
+                .realtime_period(1_000_000u64)
+                .idle(1i64)
+                .build()
+                .unwrap(),
+        )
+        .block_io(
+            LinuxBlockIoBuilder::default()
+                .weight(300u16)
+                .weight_device(vec![LinuxWeightDeviceBuilder::default()
+                    .major(8)
+                    .minor(0)
+                    .weight(400u16)
+                    .build()
+                    .unwrap()])
+                .throttle_read_bps_device(vec![
+                    LinuxThrottleDeviceBuilder::default()
+                        .major(8)
+                        .minor(0)
+                        .rate(1000u64)
+                        .build()
+                        .unwrap(),
+                    LinuxThrottleDeviceBuilder::default()
+                        .major(8)
+                        .minor(16)
+                        .rate(2000u64)
+                        .build()
+                        .unwrap(),
+                ])
+                .build()
+                .unwrap(),
+        )
+        .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
+            .page_size("2MB")
+            .limit(4i64 << 20)
+            .build()
+            .unwrap()])
+        .network(
+            LinuxNetworkBuilder::default()
+                .class_id(0x100001u32)
+                .priorities(vec![LinuxInterfacePriorityBuilder::default()
+                    .name("eth0")
+                    .priority(5u32)
+                    .build()
+                    .unwrap()])
+                .build()
+                .unwrap(),
+        )
+        .rdma(std::collections::HashMap::from([(
+            "mlx5_0".to_string(),
+            LinuxRdmaBuilder::default()
+                .hca_handles(3u32)
+                .hca_objects(100u32)
+                .build()
+                .unwrap(),
+        )]))
+        .devices(vec![
+            dev_rule(false, LinuxDeviceType::A, None, None, "rwm"),
+            dev_rule(true, LinuxDeviceType::C, Some(1), Some(3), "rwm"),
+            dev_rule(true, LinuxDeviceType::C, None, None, "m"),
+        ])
+        .build()
+        .unwrap();
+    mgr.apply(&r).unwrap();
+    assert_eq!(
+        t.read("memory", "memory.limit_in_bytes"),
+        (100u64 << 20).to_string()
+    );
+    assert_eq!(
+        t.read("memory", "memory.memsw.limit_in_bytes"),
+        (200u64 << 20).to_string()
+    );
+    assert_eq!(
+        t.read("memory", "memory.soft_limit_in_bytes"),
+        (50u64 << 20).to_string()
+    );
+    assert_eq!(
+        t.read("memory", "memory.kmem.tcp.limit_in_bytes"),
+        (2u64 << 20).to_string()
+    );
+    assert_eq!(t.read("memory", "memory.swappiness"), "10");
+    assert_eq!(t.read("memory", "memory.oom_control"), "1");
+    assert_eq!(t.read("memory", "memory.use_hierarchy"), "1");
+    assert_eq!(t.read("cpu,cpuacct", "cpu.shares"), "512");
+    assert_eq!(t.read("cpu,cpuacct", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(t.read("cpu,cpuacct", "cpu.cfs_period_us"), "100000");
+    assert_eq!(t.read("cpu,cpuacct", "cpu.rt_runtime_us"), "950000");
+    assert_eq!(t.read("cpu,cpuacct", "cpu.rt_period_us"), "1000000");
+    assert_eq!(t.read("cpu,cpuacct", "cpu.idle"), "1");
+    // No blkio.weight (CFQ): BFQ's files.
+    assert_eq!(t.read("blkio", "blkio.bfq.weight"), "300");
+    assert_eq!(t.read("blkio", "blkio.bfq.weight_device"), "8:0 400");
+    // One open, one write(2) per device.
+    assert_eq!(
+        t.read("blkio", "blkio.throttle.read_bps_device"),
+        "8:0 10008:16 2000"
+    );
+    assert_eq!(
+        t.read("hugetlb", "hugetlb.2MB.limit_in_bytes"),
+        (4u64 << 20).to_string()
+    );
+    assert_eq!(t.read("net_cls,net_prio", "net_cls.classid"), "1048577");
+    assert_eq!(t.read("net_cls,net_prio", "net_prio.ifpriomap"), "eth0 5");
+    assert_eq!(
+        t.read("rdma", "rdma.max"),
+        "mlx5_0 hca_handle=3 hca_object=100"
+    );
+    // From allow-all: reset with deny-all, then the folded exceptions.
+    assert_eq!(t.read("devices", "devices.deny"), "a");
+    assert_eq!(t.read("devices", "devices.allow"), "c 1:3 rwmc *:* m");
+}
+
+#[test]
+fn cgroups_v1_fake_tree_rejections() {
+    let t = FakeV1::new("reject");
+    let mgr = t.manager();
+    let unified = LinuxResourcesBuilder::default()
+        .unified(std::collections::HashMap::from([(
+            "memory.high".to_string(),
+            "1".to_string(),
+        )]))
+        .build()
+        .unwrap();
+    let e = mgr.apply(&unified).unwrap_err().to_string();
+    assert!(e.contains("cannot use unified on cgroup v1"), "{e}");
+    let shares = LinuxResourcesBuilder::default()
+        .cpu(LinuxCpuBuilder::default().shares(1u64).build().unwrap())
+        .build()
+        .unwrap();
+    let e = mgr.apply(&shares).unwrap_err().to_string();
+    assert!(e.contains("minimum allowed cpu-shares is 2"), "{e}");
+    let swappiness = LinuxResourcesBuilder::default()
+        .memory(
+            LinuxMemoryBuilder::default()
+                .swappiness(101u64)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let e = mgr.apply(&swappiness).unwrap_err().to_string();
+    assert!(e.contains("swappiness"), "{e}");
+    let pids = LinuxResourcesBuilder::default()
+        .pids(LinuxPidsBuilder::default().limit(5).build().unwrap())
+        .build()
+        .unwrap();
+    let e = mgr.apply(&pids).unwrap_err().to_string();
+    assert!(e.contains("pids cgroup controller is not mounted"), "{e}");
+    let hole = LinuxResourcesBuilder::default()
+        .devices(vec![
+            dev_rule(false, LinuxDeviceType::A, None, None, "rwm"),
+            dev_rule(true, LinuxDeviceType::C, None, None, "m"),
+            dev_rule(false, LinuxDeviceType::C, Some(1), Some(3), "m"),
+        ])
+        .build()
+        .unwrap();
+    let e = mgr.apply(&hole).unwrap_err().to_string();
+    assert!(e.contains("punch a hole"), "{e}");
+    // Unchanged device rules write nothing.
+    std::fs::write(t.root.join("devices/ctr/devices.list"), "c 1:3 rwm\n").unwrap();
+    let same = LinuxResourcesBuilder::default()
+        .devices(vec![
+            dev_rule(false, LinuxDeviceType::A, None, None, "rwm"),
+            dev_rule(true, LinuxDeviceType::C, Some(1), Some(3), "rwm"),
+        ])
+        .build()
+        .unwrap();
+    mgr.apply(&same).unwrap();
+    assert_eq!(t.read("devices", "devices.allow"), "");
+    assert_eq!(t.read("devices", "devices.deny"), "");
+    // A narrower set only removes the difference.
+    let narrower = LinuxResourcesBuilder::default()
+        .devices(vec![
+            dev_rule(false, LinuxDeviceType::A, None, None, "rwm"),
+            dev_rule(true, LinuxDeviceType::C, Some(1), Some(3), "r"),
+        ])
+        .build()
+        .unwrap();
+    mgr.apply(&narrower).unwrap();
+    assert_eq!(t.read("devices", "devices.deny"), "c 1:3 wm");
+    assert_eq!(t.read("devices", "devices.allow"), "");
+}
