@@ -1,25 +1,106 @@
 //! Cgroup management behind one trait, with v1, v2 and hybrid hosts.
 //!
 //! The rest of the runtime only talks to [`CgroupManager`]: `create` builds a manager from the
-//! container's config, the state file keeps its [`CgroupState`], and later commands rebuild the
-//! manager from that with [`from_state`].
+//! container's config with [`new_manager`], the state file keeps its [`CgroupState`], and later
+//! commands rebuild the manager from that with [`from_state`] (no host probing needed then).
+//!
+//! # How the runtime drives it
+//!
+//! * `create`: [`new_manager`]`(linux.cgroupsPath, id, &opts)` → `create(Some(&resources))`
+//!   (resources with `devices` = [`devices::runc_rules`]`(spec rules, linux.devices paths)`) →
+//!   on v2 `cgroup_fd()` and clone3 with `CLONE_INTO_CGROUP` (no `add_task`), else clone and
+//!   `add_task(init_pid)` before the init runs anything → persist `state()`. If a later step of
+//!   `create` fails: `destroy_force()`.
+//! * `exec`: `from_state` → `add_task(pid)` (or `cgroup_fd()` + clone3 on v2).
+//! * `delete`: `destroy()`; `delete --force`: `destroy_force()`.
+//! * `kill --all`: `kill_all(sig)`. `pause`/`resume`: `freeze()`/`thaw()`; `state` shows
+//!   `paused` when `is_frozen()`. `ps`: `pids()`. `update`: `apply(&resources)` (only what is
+//!   set is written; devices only if given). `events`: `stats()` every interval, and poll
+//!   `oom_events()` for `{"type":"oom"}`.
+//! * rootfs without a cgroup namespace: [`CgroupManager::mounts`] (see [`mounts`]).
+//!
+//! # Host layouts
+//!
+//! [`detect::Layout`] reads /proc/self/mountinfo once. Pure v1 and hybrid hosts use the v1 backend
+//! (`v1/`): every v1 hierarchy gets the container's directory (co-mounted ones like `cpu,cpuacct`
+//! once), `name=systemd` is joined best-effort like runc, and on hybrid hosts the same path is also
+//! created in the cgroup2 hierarchy so the container is tracked there too. Pure v2 hosts use the v2
+//! backend (`v2/`), which enables the available controllers along the path in
+//! `cgroup.subtree_control`.
+//!
+//! # Paths
+//!
+//! See [`path`]: absolute `linux.cgroupsPath` from each hierarchy root, relative from the runtime's
+//! own cgroup (its parent on pure v2), default the container id (relative, as runc 1.1 does).
+//! Every directory `create` makes is recorded in [`CgroupState::created`]; `destroy` removes exactly
+//! those (deepest first, sub-cgroups the container made inside its own cgroup included), never a
+//! directory that existed before.
+//!
+//! # Resources: what is written, skipped or refused
+//!
+//! "error" means `create`/`apply` fail with a message naming the resource; nothing is skipped
+//! silently unless the table says so. Values a fresh cgroup already has (unlimited memory, swap,
+//! pids, cpu quota) are not written on `create`.
+//!
+//! | `linux.resources` | v1 / hybrid | pure v2 |
+//! |---|---|---|
+//! | `memory.limit` | `memory.limit_in_bytes` (EBUSY → "unable to set memory limit … (current usage …)") | `memory.max` |
+//! | `memory.swap` (memory+swap) | `memory.memsw.limit_in_bytes`, ordered against the limit; -1 without swap accounting: skipped; other values without it: error | `memory.swap.max` = swap − limit (runc's conversion and checks); -1/0 without swap: skipped |
+//! | `memory.reservation` | `memory.soft_limit_in_bytes` | `memory.low` |
+//! | `memory.kernel` | `memory.kmem.limit_in_bytes`; **skipped** when the kernel lacks or rejects it (ENOENT, EINVAL, EOPNOTSUPP: kmem limits are gone since Linux 5.16/6.x) | **skipped** (no v2 equivalent; runc ignores it too) |
+//! | `memory.kernelTCP` | `memory.kmem.tcp.limit_in_bytes`; **skipped** when the file is missing | **skipped** (runc) |
+//! | `memory.swappiness` | `memory.swappiness` (> 100: error) | **skipped** (no v2 knob; runc) |
+//! | `memory.disableOOMKiller` | `memory.oom_control` | **skipped** (no v2 knob; runc) |
+//! | `memory.useHierarchy` | `memory.use_hierarchy`; EINVAL (kernel forces hierarchy) **skipped** | **skipped** (always hierarchical) |
+//! | `memory.checkBeforeUpdate` | on `apply`: refuse a limit ≤ current usage | same, with `memory.current` |
+//! | `cpu.shares` | `cpu.shares` (outside 2…262144: error) | `cpu.weight` with the quadratic log formula of runc ≥ 1.3 / crun ≥ 1.23 |
+//! | `cpu.quota`/`period`/`burst` | `cpu.cfs_quota_us`, `cpu.cfs_period_us`, `cpu.cfs_burst_us` (runc's EINVAL retry order) | `cpu.max` (`max` for quota ≤ 0), `cpu.max.burst` |
+//! | `cpu.realtimeRuntime`/`Period` | `cpu.rt_runtime_us`/`cpu.rt_period_us`, before any task joins | **skipped** (v2 has no RT group knobs; runc ignores them) |
+//! | `cpu.idle` | `cpu.idle` | `cpu.idle` |
+//! | `cpu.cpus`/`mems` | `cpuset.cpus`/`cpuset.mems` (new nested dirs get the parent's values first) | `cpuset.cpus`/`cpuset.mems` |
+//! | `pids.limit` | `pids.max` (> 0 value, < 0 `max`, 0 unset as in runc 1.1) | same |
+//! | `blockIO.weight`/`leafWeight` | `blkio.weight` or `blkio.bfq.weight`; `blkio.leaf_weight`; neither file: error | `io.bfq.weight`, else `io.weight` converted (1 + (w−10)·9999/990); leafWeight **skipped** (no v2 knob) |
+//! | `blockIO.weightDevice` | `blkio[.bfq].weight_device`, `blkio.leaf_weight_device` | `io.bfq.weight` per device if supported, else `io.weight` converted |
+//! | `blockIO.throttle*` | `blkio.throttle.{read,write}_{bps,iops}_device` | `io.max` `rbps`/`wbps`/`riops`/`wiops` |
+//! | `hugepageLimits` | `hugetlb.<size>.limit_in_bytes` (+ `.rsvd.` when present); **hybrid without a v1 hugetlb hierarchy: written in the cgroup2 hierarchy** (`hugetlb` enabled along the path) — runc fails here; no hugetlb anywhere: error | `hugetlb.<size>.max` (+ `.rsvd.max`) |
+//! | `network.classID`/`priorities` | `net_cls.classid`, `net_prio.ifpriomap`; controller not mounted: error | **skipped** (no v2 controllers; runc ignores them) |
+//! | `rdma` | `rdma.max`; controller not mounted: error | `rdma.max` |
+//! | `devices` | `devices.deny`/`devices.allow`: a leading deny-all, then the folded list ([`devices`]); on `apply` only the difference to `devices.list` is written; no devices hierarchy: error (runc: fatal for security) | eBPF `BPF_PROG_TYPE_CGROUP_DEVICE` program attached with `BPF_CGROUP_DEVICE` (replacing the previous one on `apply`) |
+//! | `devices` absent | `create`: runc's default allowlist ([`devices::runc_rules`]); `apply`: untouched | same |
+//! | `unified` | pure v1: error (runc: "cannot use unified on cgroup v1"); **hybrid: written to the cgroup2 directory** | written as given (`/` in a key: error; missing controller named) |
+//!
+//! Any other controller that a requested resource needs but the host lacks is an error naming the
+//! resource and the controller.
 
+pub mod detect;
+pub mod devices;
+mod error;
+mod fs;
+mod hugetlb;
+mod kill;
+pub mod mounts;
+pub mod oom;
+pub mod path;
+mod pids;
+mod rdma;
+mod remove;
+pub mod stats;
+mod v1;
+pub mod v2;
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
-pub type Result<T, E = CgroupError> = std::result::Result<T, E>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CgroupError {
-    #[error("cgroup: {0}")]
-    Msg(String),
-    #[error("cgroup: {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
+pub use detect::{CgroupMode, Layout};
+pub use error::{CgroupError, Result};
+pub use mounts::CgroupMount;
+pub use oom::{OomEvent, OomEvents};
+pub use path::CgroupPath;
+pub use stats::Stats;
 
 /// Options from the command line that shape cgroup handling.
 #[derive(Debug, Clone, Default)]
@@ -30,19 +111,56 @@ pub struct CgroupOptions {
     pub rootless: bool,
 }
 
+/// One hierarchy the container's cgroup lives in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// The controllers, comma-separated as the kernel lists them (`cpu,cpuacct`,
+    /// `name=systemd`); empty for the cgroup2 hierarchy.
+    pub controllers: String,
+    /// Where the hierarchy is mounted on the host.
+    pub mount_point: PathBuf,
+    /// The container's cgroup directory in it.
+    pub dir: PathBuf,
+    /// v1 cpuset mounted with `noprefix`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub noprefix: bool,
+}
+
+impl Hierarchy {
+    /// The cgroup2 hierarchy?
+    pub fn is_v2(&self) -> bool {
+        self.controllers.is_empty()
+    }
+
+    /// Holds `controller` (v1)?
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers.split(',').any(|c| c == controller)
+    }
+}
+
 /// What `create` persists in the container's state so that later commands find the cgroup again
 /// and remove only what rruntime itself created.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CgroupState {
-    /// The cgroup path inside each hierarchy, e.g. `/rruntime/ID`.
+    /// The cleaned cgroup path inside each hierarchy: `/a/b` (absolute) or `a/b` (relative).
     pub path: String,
+    #[serde(default)]
+    pub mode: CgroupMode,
+    /// The container's directory in every hierarchy it joined.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hierarchies: Vec<Hierarchy>,
+    /// Directories `create` made, parents first; `destroy` removes exactly these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<PathBuf>,
 }
 
 /// One container's cgroup(s), whatever the host's cgroup layout.
 pub trait CgroupManager {
-    /// Creates the cgroup directories (recording which ones it created) and applies `resources`.
+    /// Creates the cgroup directories (recording which ones it created) and applies `resources`
+    /// (`None` applies runc's default device allowlist only). On failure everything it created
+    /// is removed again.
     fn create(&mut self, resources: Option<&LinuxResources>) -> Result<()>;
-    /// Moves `pid` into the cgroup(s).
+    /// Moves `pid` into the cgroup(s) (container init on v1/hybrid, every `exec`'d process).
     fn add_task(&self, pid: i32) -> Result<()>;
     /// Applies resources to an existing cgroup (`update`).
     fn apply(&self, resources: &LinuxResources) -> Result<()>;
@@ -51,63 +169,144 @@ pub trait CgroupManager {
     fn freeze(&self) -> Result<()>;
     fn thaw(&self) -> Result<()>;
     fn is_frozen(&self) -> Result<bool>;
-    /// Removes the directories this container created, waiting (bounded) for them to empty.
+    /// Removes the directories this container created, waiting (bounded, ~1 s) for them to empty.
     fn destroy(&self) -> Result<()>;
     /// What to persist in state.json.
     fn state(&self) -> CgroupState;
+
+    /// SIGKILLs whatever is still in the cgroup, then [`destroy`](Self::destroy)s it
+    /// (`delete --force`, or cleaning up after a failed `create`).
+    fn destroy_force(&self) -> Result<()> {
+        self.kill_all(Signal::SIGKILL)?;
+        self.destroy()
+    }
+    /// Sends `signal` to every process in the cgroup (`kill --all`). SIGKILL on v2 uses
+    /// `cgroup.kill`; otherwise the cgroup is frozen while the pids are listed and signalled so
+    /// no new process escapes, then thawed (a paused container stays paused unless SIGKILLed).
+    fn kill_all(&self, signal: Signal) -> Result<()> {
+        kill::signal_pids(&self.pids()?, signal)
+    }
+    /// Statistics for `events` in runc's schema.
+    fn stats(&self) -> Result<Stats> {
+        Err(CgroupError::unsupported(
+            "statistics",
+            "this cgroup manager has none",
+        ))
+    }
+    /// A pollable source of OOM events for `events` (see [`OomEvents`]).
+    fn oom_events(&self) -> Result<OomEvents> {
+        Err(CgroupError::unsupported(
+            "OOM notifications",
+            "this cgroup manager has none",
+        ))
+    }
+    /// The host layout this manager drives.
+    fn mode(&self) -> CgroupMode {
+        self.state().mode
+    }
+    /// Pure cgroup v2?
+    fn is_v2(&self) -> bool {
+        self.mode() == CgroupMode::V2
+    }
+    /// On pure v2: an `O_DIRECTORY` fd of the container's cgroup for clone3's
+    /// `CLONE_INTO_CGROUP`; `None` on v1/hybrid (use `add_task` there).
+    fn cgroup_fd(&self) -> Result<Option<OwnedFd>> {
+        Ok(None)
+    }
+    /// What the rootfs code mounts at /sys/fs/cgroup inside the container (see [`mounts`]).
+    fn mounts(&self) -> Vec<CgroupMount> {
+        mounts::for_state(&self.state())
+    }
 }
 
-/// Builds the manager for a new container from `linux.cgroupsPath` (None: the default path).
+/// Builds the manager for a new container from `linux.cgroupsPath` (None: the default path),
+/// probing the host layout.
 pub fn new_manager(
     cgroups_path: Option<&str>,
     id: &str,
-    _opts: &CgroupOptions,
+    opts: &CgroupOptions,
 ) -> Result<Box<dyn CgroupManager>> {
-    let path = match cgroups_path {
-        Some(p) => p.to_string(),
-        None => format!("/rruntime/{id}"),
+    let path = CgroupPath::parse(cgroups_path, id, opts)?;
+    let layout = Layout::detect()?;
+    new_manager_in(&layout, &path, opts)
+}
+
+/// Builds the manager for a given layout (tests use fake trees this way).
+pub fn new_manager_in(
+    layout: &Layout,
+    path: &CgroupPath,
+    opts: &CgroupOptions,
+) -> Result<Box<dyn CgroupManager>> {
+    let own = if path.is_relative() {
+        Some(detect::OwnCgroups::read()?)
+    } else {
+        None
     };
-    Ok(Box::new(Noop {
-        st: CgroupState { path },
-    }))
+    let st = resolve(layout, path, own.as_ref())?;
+    Ok(from_resolved(st, opts))
 }
 
 /// Rebuilds the manager of an existing container.
-pub fn from_state(st: &CgroupState, _opts: &CgroupOptions) -> Result<Box<dyn CgroupManager>> {
-    Ok(Box::new(Noop { st: st.clone() }))
+pub fn from_state(st: &CgroupState, opts: &CgroupOptions) -> Result<Box<dyn CgroupManager>> {
+    if st.hierarchies.is_empty() {
+        // A state from before directories were recorded: resolve the path again.
+        let path = if st.path.starts_with('/') {
+            CgroupPath::Absolute(path::clean(&st.path))
+        } else {
+            CgroupPath::parse(Some(&st.path), "", &CgroupOptions::default())?
+        };
+        let layout = Layout::detect()?;
+        return new_manager_in(&layout, &path, opts);
+    }
+    Ok(from_resolved(st.clone(), opts))
 }
 
-/// Placeholder backend until the v1/v2 backends land.
-struct Noop {
-    st: CgroupState,
+fn from_resolved(st: CgroupState, opts: &CgroupOptions) -> Box<dyn CgroupManager> {
+    match st.mode {
+        CgroupMode::V2 => Box::new(v2::Manager::new(st, opts.clone())),
+        CgroupMode::V1 | CgroupMode::Hybrid => Box::new(v1::Manager::new(st, opts.clone())),
+    }
 }
 
-impl CgroupManager for Noop {
-    fn create(&mut self, _r: Option<&LinuxResources>) -> Result<()> {
-        Ok(())
+/// Where the container's cgroup goes in every hierarchy of `layout`.
+pub fn resolve(
+    layout: &Layout,
+    path: &CgroupPath,
+    own: Option<&detect::OwnCgroups>,
+) -> Result<CgroupState> {
+    let mut hierarchies = Vec::new();
+    for m in &layout.v1 {
+        // Named hierarchies other than name=systemd are someone else's business (runc joins
+        // only name=systemd).
+        if m.controllers.iter().any(|c| c.starts_with("name="))
+            && !m.controllers.iter().any(|c| c == "name=systemd")
+        {
+            continue;
+        }
+        let own_path = own.and_then(|o| o.v1_path(&m.controllers));
+        let dir = path.host_dir(&m.mount_point, &m.root, own_path, false)?;
+        hierarchies.push(Hierarchy {
+            controllers: m.controllers.join(","),
+            mount_point: m.mount_point.clone(),
+            dir,
+            noprefix: m.noprefix,
+        });
     }
-    fn add_task(&self, _pid: i32) -> Result<()> {
-        Ok(())
+    if let Some(u) = &layout.v2 {
+        let own_path = own.and_then(|o| o.v2_path());
+        let own_parent = layout.mode == CgroupMode::V2;
+        let dir = path.host_dir(&u.mount_point, &u.root, own_path, own_parent)?;
+        hierarchies.push(Hierarchy {
+            controllers: String::new(),
+            mount_point: u.mount_point.clone(),
+            dir,
+            noprefix: false,
+        });
     }
-    fn apply(&self, _r: &LinuxResources) -> Result<()> {
-        Ok(())
-    }
-    fn pids(&self) -> Result<Vec<i32>> {
-        Ok(vec![])
-    }
-    fn freeze(&self) -> Result<()> {
-        Err(CgroupError::Msg("freezer not implemented".into()))
-    }
-    fn thaw(&self) -> Result<()> {
-        Err(CgroupError::Msg("freezer not implemented".into()))
-    }
-    fn is_frozen(&self) -> Result<bool> {
-        Ok(false)
-    }
-    fn destroy(&self) -> Result<()> {
-        Ok(())
-    }
-    fn state(&self) -> CgroupState {
-        self.st.clone()
-    }
+    Ok(CgroupState {
+        path: path.as_str().to_string(),
+        mode: layout.mode,
+        hierarchies,
+        created: Vec::new(),
+    })
 }
