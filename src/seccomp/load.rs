@@ -51,10 +51,8 @@ pub fn load(f: &CompiledFilter) -> Result<Option<OwnedFd>, SeccompError> {
         return Ok(Some(unsafe { OwnedFd::from_raw_fd(rc as libc::c_int) }));
     }
     if rc > 0 {
-        return Err(SeccompError::Load {
-            msg: format!("thread {rc} could not be synchronized (SECCOMP_FILTER_FLAG_TSYNC)"),
-            errno: Errno::UnknownErrno,
-        });
+        // TSYNC without NEW_LISTENER: the id of a thread that could not be synchronized.
+        return Err(SeccompError::Tsync(rc));
     }
     Ok(None)
 }

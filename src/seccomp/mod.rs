@@ -6,13 +6,20 @@
 //!
 //! # Using it
 //!
-//! ```text
-//! runtime (before fork):  let filter = seccomp::compile(spec.linux.seccomp)?;   // all validation
-//! init (child):           no_new_privs?  -> prctl(PR_SET_NO_NEW_PRIVS) … drop caps … load(&filter) … execve
-//!                         otherwise      -> load(&filter) while still holding CAP_SYS_ADMIN, then drop caps
-//!                         if let Some(fd) = listener { send_fd(sync_socket, b"…", fd) }   // to the runtime
-//! runtime:                recv_fd(…) -> send_listener(listenerPath, fd, &container_process_state(…))
-//! ```
+//! 1. Runtime, before the init is cloned: `let filter = compile(&seccomp)?;` (every validation
+//!    error surfaces here). An init started by re-exec gets `filter.to_bytes()` over its pipe and
+//!    rebuilds it with [`CompiledFilter::from_bytes`].
+//! 2. Init, after mounts, before `execve` (the filter governs every syscall after it, so the
+//!    profile must allow what the init still does, `execve` included):
+//!    - `process.noNewPrivileges` true: `prctl(PR_SET_NO_NEW_PRIVS)`, drop capabilities and
+//!      change user, then [`load`] as the very last step before `execve`;
+//!    - otherwise: [`load`] while the init still holds `CAP_SYS_ADMIN`, i.e. before it drops
+//!      capabilities and changes user (without either, the kernel answers EACCES).
+//! 3. With `SCMP_ACT_NOTIFY`, [`load`] returns the listener: the init passes it to the runtime
+//!    with [`send_fd`] on its sync socket and closes it (the syscalls it makes for that must not
+//!    be ones the profile notifies, or it waits for an agent that has no fd yet). The runtime
+//!    takes it with [`recv_fd`], calls [`send_listener`] with `linux.seccomp.listenerPath` and
+//!    [`container_process_state`]`(pid, listenerMetadata, &state)`, and closes its copy.
 //!
 //! # Why our own BPF generator
 //!

@@ -302,7 +302,11 @@ pub fn plan(seccomp: &LinuxSeccomp, native: Arch) -> Result<Plan, SeccompError> 
         }
     }
 
-    if listener && seccomp.listener_path().is_none() {
+    let has_path = seccomp
+        .listener_path()
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty());
+    if listener && !has_path {
         return Err(SeccompError::Invalid {
             what: "linux.seccomp.listenerPath".into(),
             msg: "must be set when SCMP_ACT_NOTIFY is used".into(),

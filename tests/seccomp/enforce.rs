@@ -36,6 +36,7 @@ fn errno_action() {
 
     let f = profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"],
         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
     }));
     assert_eq!(exit_code(in_child(&f, try_mkdir)), libc::ENOSYS);

@@ -79,6 +79,9 @@ fn run32(
     let exec = Exec::new(path.to_str().unwrap(), &["prog32"]);
     let ws = in_child(f, || exec.exec() + 200);
     std::fs::remove_file(&path).unwrap();
+    if ws == nix::sys::wait::WaitStatus::Exited(ws.pid().unwrap(), 200 + libc::ENOEXEC) {
+        panic!("this kernel cannot run i386 programs (CONFIG_IA32_EMULATION is needed)");
+    }
     ws
 }
 
