@@ -65,11 +65,8 @@ pub fn destroy(ctx: &Ctx, dir: ContainerDir, st: &State, status: Status) -> Resu
         wait_exit(st.pid, st.pid_start);
     }
     let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
-    // Processes outside a PID namespace survive their init: kill what is left in the cgroup.
-    if mgr.pids().map(|p| !p.is_empty()).unwrap_or(false) {
-        super::kill::signal_all(st, libc::SIGKILL, &ctx.cgroup_opts)?;
-    }
-    if let Err(e) = mgr.destroy() {
+    // Processes outside a PID namespace survive their init: destroy_force kills what is left.
+    if let Err(e) = mgr.destroy_force() {
         if !st.rootless {
             return Err(e.into());
         }

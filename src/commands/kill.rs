@@ -76,21 +76,22 @@ pub fn signal_init(pid: i32, start: u64, sig: i32) -> Result<()> {
     Ok(())
 }
 
-/// Signals every process of the container's cgroup (and the init, in case the cgroup is not
-/// usable, e.g. rootless without cgroups).
+/// Signals every process of the container's cgroup (and the init, should the cgroup not hold
+/// it, e.g. rootless without cgroups).
 pub fn signal_all(st: &crate::state::State, sig: i32, opts: &cgroups::CgroupOptions) -> Result<()> {
     let mgr = cgroups::from_state(&st.cgroup, opts)?;
-    let pids = mgr.pids().unwrap_or_default();
-    for p in pids {
-        // SAFETY: plain kill.
-        unsafe { libc::kill(p, sig) };
+    let in_cgroup = mgr.pids().map(|p| p.contains(&st.pid)).unwrap_or(false);
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(s) => mgr.kill_all(s)?,
+        Err(_) => {
+            for p in mgr.pids()? {
+                // SAFETY: plain kill with a realtime signal number.
+                unsafe { libc::kill(p, sig) };
+            }
+        }
     }
-    if container::init_alive(st.pid, st.pid_start) {
+    if !in_cgroup && container::init_alive(st.pid, st.pid_start) {
         let _ = signal_init(st.pid, st.pid_start, sig);
-    }
-    if sig == libc::SIGKILL {
-        // A frozen cgroup would hold the SIGKILL pending forever.
-        let _ = mgr.thaw();
     }
     Ok(())
 }

@@ -41,6 +41,8 @@ pub struct InitConfig<'a> {
     /// Whether the init must first join namespaces / fork into new PID or time namespaces.
     pub two_step: bool,
     pub annotations_json: &'a str,
+    /// The container's cgroup directories on the host (for `cgroup` mounts).
+    pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -107,6 +109,7 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         userns,
         cgroupns: plan.has(LinuxNamespaceType::Cgroup),
         no_pivot: cfg.no_pivot,
+        cgroup_mounts: cfg.cgroup_mounts,
     };
     rootfs::prepare(&rc)?;
     if let Some(p) = process {

@@ -150,7 +150,7 @@ pub fn create(o: CreateOpts) -> Result<Created> {
         Err(e) => {
             pids.kill_and_reap();
             if let Some(cg) = cg {
-                if let Err(ce) = cg.destroy() {
+                if let Err(ce) = cg.destroy_force() {
                     logging::warn(format!("cleanup after failed create: {ce}"));
                 }
             }
@@ -199,8 +199,22 @@ fn create_inner(
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     let mut cg = cgroups::new_manager(cgroups_path.as_deref(), o.id, &o.cgroup_opts)?;
-    cg.create(linux.and_then(|l| l.resources().as_ref()))?;
+    // runc's device rules: the spec's, then the default allowlist (minus devices the spec
+    // defines itself).
+    let mut resources = linux
+        .and_then(|l| l.resources().clone())
+        .unwrap_or_default();
+    let spec_devices: Vec<&Path> = linux
+        .and_then(|l| l.devices().as_ref())
+        .map(|d| d.iter().map(|d| d.path().as_path()).collect())
+        .unwrap_or_default();
+    resources.set_devices(Some(cgroups::devices::runc_rules(
+        resources.devices().as_deref(),
+        spec_devices,
+    )));
+    cg.create(Some(&resources))?;
     let cg = cg_slot.insert(cg);
+    let cgroup_mounts = cg.mounts();
     logging::phase("cgroup");
 
     let annotations = spec.annotations().clone().unwrap_or_default();
@@ -225,6 +239,7 @@ fn create_inner(
         parent_pid: nix::unistd::getpid().as_raw(),
         two_step,
         annotations_json: &annotations_json,
+        cgroup_mounts: &cgroup_mounts,
     };
     let clone_flags = if two_step {
         CloneFlags::empty()

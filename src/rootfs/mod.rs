@@ -29,6 +29,7 @@ pub struct RootfsConfig<'a> {
     pub userns: bool,
     pub cgroupns: bool,
     pub no_pivot: bool,
+    pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
 }
 
 fn propagation_flag(name: &str) -> Option<MsFlags> {
@@ -98,6 +99,7 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         bundle: c.bundle,
         userns: c.userns,
         cgroupns: c.cgroupns,
+        cgroup_mounts: c.cgroup_mounts,
     };
     if let Some(ms) = c.spec.mounts() {
         for m in ms {

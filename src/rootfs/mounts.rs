@@ -21,6 +21,8 @@ pub struct MountCtx<'a> {
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
+    /// Where the container's cgroup lives on the host, for `cgroup` mounts.
+    pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
 }
 
 fn do_mount(
