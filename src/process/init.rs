@@ -41,6 +41,9 @@ pub struct InitConfig<'a> {
     /// Whether the init must first join namespaces / fork into new PID or time namespaces.
     pub two_step: bool,
     pub annotations_json: &'a str,
+    /// Runtime fds the init must close at once: the state root and the locked container dir
+    /// (an inherited copy would hold the container's lock for the init's whole life).
+    pub close_now: [RawFd; 2],
     /// The container's cgroup directories on the host (for `cgroup` mounts).
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
 }
@@ -61,6 +64,11 @@ pub fn run(cfg: &InitConfig, chan: Channel) -> ! {
 enum Never {}
 
 fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
+    for fd in cfg.close_now {
+        // SAFETY: these fds belong to the runtime's copy of its state; the init has no use for
+        // them.
+        unsafe { libc::close(fd) };
+    }
     // The init must not be ptrace-able or expose the runtime binary through /proc/<pid>/exe to
     // anything in the container until execve replaces it (CVE-2019-5736 class).
     // SAFETY: prctl with integer arguments.

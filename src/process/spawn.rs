@@ -240,6 +240,7 @@ fn create_inner(
         two_step,
         annotations_json: &annotations_json,
         cgroup_mounts: &cgroup_mounts,
+        close_now: [o.root.fd().as_raw_fd(), dir.fd().as_raw_fd()],
     };
     let clone_flags = if two_step {
         CloneFlags::empty()

@@ -1,0 +1,45 @@
+# rruntime — build, demo, tests, install, benchmarks.
+TARGET  := x86_64-unknown-linux-gnu
+BIN     := target/$(TARGET)/release/rruntime
+PREFIX  ?= /usr/local
+DEMO_DIR ?= $(CURDIR)/demo-bundle
+
+.PHONY: all build demo test unit clippy fmt install bench integration conformance clean
+
+all: build
+
+build:
+	cargo build --release
+	@mkdir -p target/release && cp -f $(BIN) target/release/rruntime
+	@echo "built target/release/rruntime"
+
+# Builds the binary and runs a busybox container from a bundle generated from busybox-static.
+demo: build
+	./integration/demo.sh target/release/rruntime $(DEMO_DIR)
+
+# Unit tests and root integration tests (tests/ drives the built binary).
+test: build
+	cargo test --release -- --test-threads=$${TEST_THREADS:-4}
+
+clippy:
+	cargo clippy --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --check
+
+install: build
+	install -D -m 0755 target/release/rruntime $(DESTDIR)$(PREFIX)/bin/rruntime
+
+bench: build
+	./integration/bench/bench.sh target/release/rruntime
+
+integration: build
+	./integration/run-all.sh target/release/rruntime
+
+# The OCI runtime-tools validation suite (needs ../shared/conformance and RUNTIME_TOOLS_GIT).
+conformance: build
+	../shared/conformance/run-conformance $(CURDIR)/target/release/rruntime
+
+clean:
+	cargo clean
+	rm -rf $(DEMO_DIR)
