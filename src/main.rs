@@ -39,7 +39,7 @@ fn dispatch(cli: &Cli) -> rruntime::Result<i32> {
         Command::Kill(a) => commands::kill::run(&ctx, a),
         Command::Delete(a) => commands::delete::run(&ctx, a),
         Command::List(a) => commands::list::run(&ctx, a),
-        Command::Exec(_) => commands::unsupported::run("exec"),
+        Command::Exec(a) => commands::exec::run(&ctx, a),
         Command::Ps(_) => commands::unsupported::run("ps"),
         Command::Pause(_) => commands::unsupported::run("pause"),
         Command::Resume(_) => commands::unsupported::run("resume"),

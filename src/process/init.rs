@@ -4,7 +4,7 @@
 
 use super::setup;
 use super::sync::{Channel, Msg};
-use crate::capabilities::{self, CapSets};
+use crate::capabilities::CapSets;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::namespaces::Plan;
@@ -208,27 +208,13 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {:?}", cwd))?;
     check_cwd_inside()?;
 
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    // Capabilities not configured: the process keeps root's, which it only has as uid 0.
-    let keep_sys_admin = match cfg.caps {
-        Some(c) => c.has_effective(caps::Capability::CAP_SYS_ADMIN),
-        None => p.user().uid() == 0,
+    let privs = setup::Privileges {
+        user: p.user(),
+        caps: cfg.caps,
+        no_new_privs: p.no_new_privileges().unwrap_or(false),
+        seccomp: cfg.seccomp,
     };
-    // Seccomp goes in as late as possible: right before execve when the process may still load
-    // it there (no_new_privs, or it keeps CAP_SYS_ADMIN); otherwise before dropping privileges.
-    let seccomp_late = nnp || keep_sys_admin;
-    if let Some(f) = cfg.seccomp.filter(|_| !seccomp_late) {
-        load_seccomp(cfg, f, host_pid)?;
-    }
-    if let Some(c) = cfg.caps {
-        capabilities::apply_bounding(c)?;
-    }
-    setup::switch_user(p.user(), setup::setgroups_allowed())?;
-    if let Some(c) = cfg.caps {
-        capabilities::apply_sets(c)?;
-    }
-    // SAFETY: umask has no failure mode.
-    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    privs.drop_privileges(|fd| chan.send_fd(&Msg::SeccompListener, fd.as_fd()))?;
 
     // Ready: from here on the runtime may exit; the init must survive it.
     // SAFETY: prctl with integer arguments.
@@ -243,16 +229,7 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
             let st = hook_state(cfg, host_pid, "created");
             hooks::run_all("startContainer", Some(sc), &st)?;
         }
-        if nnp {
-            setup::set_no_new_privs()?;
-        }
-        if let Some(f) = cfg.seccomp.filter(|_| seccomp_late) {
-            load_seccomp(cfg, f, host_pid)?;
-        }
-        setup::reset_signals();
-        setup::cloexec_from(3)?;
-        setup::keep_fds(cfg.preserve_fds);
-        Err(setup::exec(&exe, &args, &env))
+        Err(privs.exec(&exe, &args, &env, cfg.preserve_fds))
     })();
     // Tell `start` what went wrong: everything after the "0" is an error message.
     let msg = match r {
@@ -388,12 +365,6 @@ fn check_cwd_inside() -> Result<()> {
             "process.cwd: current working directory is outside of the container root",
         )),
     }
-}
-
-fn load_seccomp(cfg: &InitConfig, f: &CompiledFilter, _host_pid: i32) -> Result<()> {
-    let _listener = crate::seccomp::load(f)?;
-    let _ = cfg;
-    Ok(())
 }
 
 fn apply_personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<()> {

@@ -296,3 +296,76 @@ mod tests {
         assert!(lookup_exec("/nonexistent/x", &env).is_err());
     }
 }
+
+/// The last steps every container process goes through (the init after `start`, and `exec`):
+/// capabilities, user, no_new_privs, seccomp, fds, signals, execve.
+pub struct Privileges<'a> {
+    pub user: &'a User,
+    pub caps: Option<&'a crate::capabilities::CapSets>,
+    pub no_new_privs: bool,
+    pub seccomp: Option<&'a crate::seccomp::CompiledFilter>,
+}
+
+impl Privileges<'_> {
+    /// Seccomp goes in as late as possible: right before execve when the process may still
+    /// load it there (no_new_privs, or it keeps CAP_SYS_ADMIN), otherwise before privileges are
+    /// dropped. A NOTIFY profile loads early so its listener can still reach the runtime.
+    fn seccomp_late(&self) -> bool {
+        if self.seccomp.is_some_and(|f| f.needs_listener()) {
+            return false;
+        }
+        // Capabilities not configured: the process keeps root's, which only uid 0 has.
+        let keeps_admin = match self.caps {
+            Some(c) => c.has_effective(caps::Capability::CAP_SYS_ADMIN),
+            None => self.user.uid() == 0,
+        };
+        self.no_new_privs || keeps_admin
+    }
+
+    /// Early seccomp (handing a NOTIFY listener to `listener`), bounding set, uid/gid/groups,
+    /// capability sets, umask.
+    pub fn drop_privileges(
+        &self,
+        listener: impl FnOnce(std::os::fd::OwnedFd) -> Result<()>,
+    ) -> Result<()> {
+        if let Some(f) = self.seccomp.filter(|_| !self.seccomp_late()) {
+            if self.no_new_privs {
+                set_no_new_privs()?;
+            }
+            if let Some(fd) = crate::seccomp::load(f)? {
+                listener(fd)?;
+            }
+        }
+        if let Some(c) = self.caps {
+            crate::capabilities::apply_bounding(c)?;
+        }
+        switch_user(self.user, setgroups_allowed())?;
+        if let Some(c) = self.caps {
+            crate::capabilities::apply_sets(c)?;
+        }
+        // SAFETY: umask has no failure mode.
+        unsafe { libc::umask(self.user.umask().unwrap_or(0o022) as libc::mode_t) };
+        Ok(())
+    }
+
+    /// no_new_privs, late seccomp, default signals, close-on-exec for everything but 0–2 and
+    /// the preserved fds, execve. Returns only on failure.
+    pub fn exec(&self, exe: &CString, args: &[String], env: &[String], preserve_fds: u32) -> Error {
+        let r = (|| -> Result<()> {
+            if self.no_new_privs {
+                set_no_new_privs()?;
+            }
+            if let Some(f) = self.seccomp.filter(|_| self.seccomp_late()) {
+                crate::seccomp::load(f)?;
+            }
+            reset_signals();
+            cloexec_from(3)?;
+            keep_fds(preserve_fds);
+            Ok(())
+        })();
+        match r {
+            Ok(()) => exec(exe, args, env),
+            Err(e) => e,
+        }
+    }
+}

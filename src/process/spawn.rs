@@ -309,7 +309,15 @@ fn create_inner(
     parent_ch.send(&Msg::Go(init_pid))?;
 
     loop {
-        match parent_ch.recv()? {
+        let (msg, fd) = match parent_ch.recv_with_fd()? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
+        match msg {
+            Some(Msg::SeccompListener) => {
+                let fd = fd.ok_or_else(|| Error::msg("sync: seccomp listener without fd"))?;
+                forward_listener(fd, &state, Status::Creating)?;
+            }
             Some(Msg::HooksRequest) => {
                 let st = serde_json::to_string(&OciState::new(&state, Status::Creating))
                     .unwrap_or_default();
@@ -357,4 +365,27 @@ fn host_mount_targets(b: &Bundle) -> Vec<std::path::PathBuf> {
         }
     }
     v
+}
+
+/// Hands a seccomp NOTIFY listener to the agent at `linux.seccomp.listenerPath`, with the
+/// container process state runc sends.
+pub fn forward_listener(fd: OwnedFd, st: &State, status: Status) -> Result<()> {
+    use std::os::fd::AsFd;
+    let Some(sc) = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    else {
+        return Ok(());
+    };
+    let Some(path) = sc.listener_path() else {
+        return Ok(());
+    };
+    let oci: oci_spec::runtime::State =
+        serde_json::from_value(serde_json::to_value(OciState::new(st, status)).unwrap_or_default())
+            .map_err(|e| Error::msg(format!("seccomp agent state: {e}")))?;
+    let ps = seccomp::container_process_state(st.pid, sc.listener_metadata().as_deref(), &oci);
+    seccomp::send_listener(path, fd.as_fd(), &ps)?;
+    Ok(())
 }

@@ -17,6 +17,8 @@ pub enum Msg {
     HooksRequest,
     /// The init is set up and is about to wait on the exec fifo.
     Ready,
+    /// The seccomp notify listener fd travels with this message (SCM_RIGHTS).
+    SeccompListener,
     /// Something failed; the text is the error to report.
     Error(String),
     // parent → child
@@ -67,26 +69,67 @@ impl Channel {
         }
     }
 
+    /// Sends a message carrying one fd.
+    pub fn send_fd(&self, m: &Msg, fd: std::os::fd::BorrowedFd) -> Result<()> {
+        let data = serde_json::to_vec(m).map_err(|e| Error::msg(format!("encode sync: {e}")))?;
+        let iov = [std::io::IoSlice::new(&data)];
+        let fds = [fd.as_raw_fd()];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        nix::sys::socket::sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsg,
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .ctx(|| "sync: send fd")?;
+        Ok(())
+    }
+
     /// Receives one message; `Ok(None)` on EOF (the peer exited or closed its end).
     pub fn recv(&self) -> Result<Option<Msg>> {
+        Ok(self.recv_with_fd()?.map(|(m, _)| m))
+    }
+
+    /// Receives one message and the fd that came with it, if any.
+    pub fn recv_with_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::FromRawFd;
         let mut buf = vec![0u8; 65536];
         loop {
-            // SAFETY: recv into a buffer we own.
-            let r =
-                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if r == 0 {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+            let msg = match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => m,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).ctx(|| "sync: recv"),
+            };
+            let n = msg.bytes;
+            let mut fd = None;
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for c in cmsgs {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for f in fds {
+                            // SAFETY: the kernel installed this fd for us; extra ones are closed.
+                            let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                            if fd.is_none() {
+                                fd = Some(owned);
+                            }
+                        }
+                    }
+                }
+            }
+            if n == 0 {
                 return Ok(None);
             }
-            if r > 0 {
-                buf.truncate(r as usize);
-                return serde_json::from_slice(&buf)
-                    .map(Some)
-                    .map_err(|e| Error::msg(format!("sync: bad message: {e}")));
-            }
-            let e = nix::errno::Errno::last();
-            if e != nix::errno::Errno::EINTR {
-                return Err(e).ctx(|| "sync: recv");
-            }
+            let m = serde_json::from_slice(&buf[..n])
+                .map_err(|e| Error::msg(format!("sync: bad message: {e}")))?;
+            return Ok(Some((m, fd)));
         }
     }
 

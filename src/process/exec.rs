@@ -1,0 +1,250 @@
+//! `exec`: run a new process inside a running container.
+//!
+//! The runtime enters the container's PID (and time) namespace for its children with
+//! `setns(pidfd)`, clones once, and the child joins every other namespace of the container in a
+//! single `setns(pidfd, flags)` (user namespace included, atomically), is put in the container's
+//! cgroup by the runtime, applies the process and execs. Success is seen as EOF on the
+//! close-on-exec sync socket; failures come back as one `Error` message.
+
+use super::setup;
+use super::sync::{self, Channel, Msg};
+use crate::capabilities::{self, CapSets};
+use crate::cgroups::{self, CgroupOptions};
+use crate::container::{self, Status};
+use crate::error::{Context, Error, Result};
+use crate::logging;
+use crate::namespaces;
+use crate::seccomp;
+use crate::state::State;
+use crate::tty;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+pub struct ExecOpts<'a> {
+    pub state: &'a State,
+    pub process: &'a Process,
+    /// Connected console socket (terminal processes).
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: u32,
+    /// `--cgroup`: a sub-cgroup of the container's (same path in every hierarchy).
+    pub sub_cgroup: Option<String>,
+    pub cgroup_opts: &'a CgroupOptions,
+}
+
+struct Child<'a> {
+    process: &'a Process,
+    pidfd: RawFd,
+    join: CloneFlags,
+    userns: bool,
+    caps: Option<&'a CapSets>,
+    seccomp: Option<&'a seccomp::CompiledFilter>,
+    console: Option<RawFd>,
+    preserve_fds: u32,
+}
+
+fn pidfd_open(pid: i32) -> Result<OwnedFd> {
+    crate::commands::start::pidfd_open(pid).ok_or(Error::NotRunning)
+}
+
+/// Starts the process; returns its host pid once it has exec'd.
+pub fn exec(o: ExecOpts) -> Result<i32> {
+    let st = o.state;
+    crate::spec::validate_process(o.process)?;
+    let caps = match o.process.capabilities() {
+        Some(c) => {
+            let mut s = capabilities::from_spec(c)?;
+            let dropped = s.restrict_to_available();
+            if !dropped.is_empty() {
+                logging::warn(format!(
+                    "capabilities not available to the runtime, dropped: {dropped:?}"
+                ));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let seccomp = match st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+    {
+        Some(s) => Some(seccomp::compile(s)?),
+        None => None,
+    };
+    let pidfd = pidfd_open(st.pid)?;
+    if !container::init_alive(st.pid, st.pid_start) {
+        return Err(Error::NotRunning);
+    }
+    // Every namespace the container has (new at create or joined by path) is the init's.
+    let mut join = CloneFlags::empty();
+    let mut userns = false;
+    for ns in st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        join |= namespaces::clone_flag(ns.typ());
+        userns |= ns.typ() == LinuxNamespaceType::User;
+    }
+    let for_children =
+        join & (CloneFlags::CLONE_NEWPID | CloneFlags::from_bits_retain(libc::CLONE_NEWTIME));
+    if !for_children.is_empty() {
+        nix::sched::setns(&pidfd, for_children).ctx(|| "join the container's PID namespace")?;
+    }
+    let mgr = cgroups::from_state(&st.cgroup, o.cgroup_opts)?;
+    let (parent_ch, child_ch) = sync::pair()?;
+    let child = Child {
+        process: o.process,
+        pidfd: pidfd.as_raw_fd(),
+        join: join - for_children,
+        userns,
+        caps: caps.as_ref(),
+        seccomp: seccomp.as_ref(),
+        console: o.console.as_ref().map(|c| c.as_raw_fd()),
+        preserve_fds: o.preserve_fds,
+    };
+    // SAFETY: single-threaded; the child continues on a copy of this process.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(nix::errno::Errno::last()).ctx(|| "fork");
+    }
+    if pid == 0 {
+        drop(parent_ch);
+        child_main(&child, child_ch);
+    }
+    drop(child_ch);
+    let r = (|| -> Result<()> {
+        match &o.sub_cgroup {
+            Some(sub) => add_to_sub_cgroup(st, sub, pid)?,
+            None => mgr.add_task(pid)?,
+        }
+        parent_ch.send(&Msg::Go(pid))?;
+        loop {
+            match parent_ch.recv_with_fd()? {
+                None => return Ok(()),
+                Some((Msg::SeccompListener, Some(fd))) => {
+                    super::spawn::forward_listener(fd, st, Status::Running)?;
+                }
+                Some((Msg::Error(e), _)) => return Err(Error::Msg(e)),
+                Some((m, _)) => return Err(Error::msg(format!("sync: unexpected {m:?}"))),
+            }
+        }
+    })();
+    if let Err(e) = r {
+        // SAFETY: killing and reaping our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        return Err(e);
+    }
+    Ok(pid)
+}
+
+/// `--cgroup PATH`: the process goes into PATH below the container's cgroup, in every
+/// hierarchy (the path must exist: runc does not create it either).
+fn add_to_sub_cgroup(st: &State, sub: &str, pid: i32) -> Result<()> {
+    let rel = crate::rootfs::safe_path::clean(std::path::Path::new(sub));
+    for h in &st.cgroup.hierarchies {
+        let p = h.dir.join(&rel).join("cgroup.procs");
+        std::fs::write(&p, pid.to_string()).ctx(|| format!("exec --cgroup: {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn child_main(c: &Child, chan: Channel) -> ! {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child_setup(c, &chan)));
+    let msg = match r {
+        Ok(Err(e)) => e.to_string(),
+        Ok(Ok(())) => "exec returned".to_string(),
+        Err(_) => "exec: child panicked".to_string(),
+    };
+    let _ = chan.send(&Msg::Error(msg));
+    // SAFETY: leave the child without unwinding into the runtime's code.
+    unsafe { libc::_exit(255) }
+}
+
+fn child_setup(c: &Child, chan: &Channel) -> Result<()> {
+    // Not ptrace-able and no /proc/<pid>/exe for the container until execve (CVE-2019-5736).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // (No parent-death signal: it would survive execve and kill a detached process when the
+    // runtime exits. A runtime dying before `Go` closes the channel, and `recv` fails.)
+    match chan.recv()? {
+        Some(Msg::Go(_)) => {}
+        Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+        other => return Err(Error::msg(format!("sync: expected Go, got {other:?}"))),
+    }
+    // SAFETY: the pidfd stays open in this process.
+    let pidfd = unsafe { BorrowedFd::borrow_raw(c.pidfd) };
+    if !c.join.is_empty() {
+        nix::sched::setns(pidfd, c.join).ctx(|| "join the container's namespaces")?;
+    }
+    if c.userns {
+        // SAFETY: plain syscalls.
+        if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
+            return Err(nix::errno::Errno::last()).ctx(|| "become root in the user namespace");
+        }
+    }
+    let p = c.process;
+    if let Some(adj) = p.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .ctx(|| format!("process.oomScoreAdj: set {adj}"))?;
+    }
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {:?}", cwd))?;
+    match std::env::current_dir() {
+        Ok(d) if d.is_absolute() && !d.to_string_lossy().starts_with("(unreachable)") => {}
+        _ => {
+            return Err(Error::msg(
+                "process.cwd: current working directory is outside of the container root",
+            ))
+        }
+    }
+    if p.terminal().unwrap_or(false) {
+        let sock = c
+            .console
+            .ok_or_else(|| Error::config("terminal is true but no --console-socket was given"))?;
+        nix::unistd::setsid().ctx(|| "setsid")?;
+        let pty = tty::open_pty()?;
+        if let Some(cs) = p.console_size() {
+            tty::set_winsize(pty.slave.as_fd(), cs.height() as u16, cs.width() as u16);
+        }
+        // SAFETY: the console socket fd stays open in this process.
+        let sock = unsafe { BorrowedFd::borrow_raw(sock) };
+        tty::send_fd(sock, pty.master.as_raw_fd(), &pty.slave_path)?;
+        drop(pty.master);
+        let _ = nix::unistd::fchown(
+            &pty.slave,
+            Some(nix::unistd::Uid::from_raw(p.user().uid())),
+            None,
+        );
+        tty::become_console(&pty.slave)?;
+    }
+    if let Some(rl) = p.rlimits() {
+        setup::apply_rlimits(rl)?;
+    }
+    if let Some(profile) = p.apparmor_profile() {
+        setup::apply_apparmor(profile)?;
+    }
+    if let Some(label) = p.selinux_label() {
+        setup::apply_selinux(label)?;
+    }
+    let args: Vec<String> = p.args().clone().unwrap_or_default();
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    if !setup::env_has(&env, "HOME") {
+        env.push(format!("HOME={}", setup::home_of(p.user().uid())));
+    }
+    let exe = setup::lookup_exec(&args[0], &env)?;
+    let privs = setup::Privileges {
+        user: p.user(),
+        caps: c.caps,
+        no_new_privs: p.no_new_privileges().unwrap_or(false),
+        seccomp: c.seccomp,
+    };
+    privs.drop_privileges(|fd| chan.send_fd(&Msg::SeccompListener, fd.as_fd()))?;
+    Err(privs.exec(&exe, &args, &env, c.preserve_fds))
+}
