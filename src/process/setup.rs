@@ -273,30 +273,6 @@ pub fn apply_selinux(label: &str) -> Result<()> {
     std::fs::write("/proc/self/attr/exec", label).ctx(|| format!("apply SELinux label {label}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_helpers() {
-        let e = vec!["PATH=/bin".to_string(), "A=1".into(), "A=2".into()];
-        assert!(env_has(&e, "A"));
-        assert!(!env_has(&e, "PAT"));
-        assert_eq!(env_get(&e, "A"), Some("2"));
-    }
-
-    #[test]
-    fn lookup() {
-        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
-        assert!(lookup_exec("sh", &env).is_ok());
-        let e = lookup_exec("definitely-not-a-binary", &env)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not found in $PATH"), "{e}");
-        assert!(lookup_exec("/nonexistent/x", &env).is_err());
-    }
-}
-
 /// The last steps every container process goes through (the init after `start`, and `exec`):
 /// capabilities, user, no_new_privs, seccomp, fds, signals, execve.
 pub struct Privileges<'a> {
@@ -367,5 +343,29 @@ impl Privileges<'_> {
             Ok(()) => exec(exe, args, env),
             Err(e) => e,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_helpers() {
+        let e = vec!["PATH=/bin".to_string(), "A=1".into(), "A=2".into()];
+        assert!(env_has(&e, "A"));
+        assert!(!env_has(&e, "PAT"));
+        assert_eq!(env_get(&e, "A"), Some("2"));
+    }
+
+    #[test]
+    fn lookup() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        assert!(lookup_exec("sh", &env).is_ok());
+        let e = lookup_exec("definitely-not-a-binary", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not found in $PATH"), "{e}");
+        assert!(lookup_exec("/nonexistent/x", &env).is_err());
     }
 }
