@@ -84,6 +84,12 @@ pub fn has_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
 
 /// Validates what parsing alone cannot: namespace rules, sysctls, mounts, process fields.
 pub fn validate(spec: &Spec) -> Result<()> {
+    let v = spec.version();
+    if !v.is_empty() && !is_supported_version(v) {
+        return Err(Error::config(format!(
+            "ociVersion: unsupported version {v:?} (this runtime implements 1.x)"
+        )));
+    }
     let linux = spec.linux().as_ref();
     let mut seen = HashSet::new();
     if let Some(nss) = linux.and_then(|l| l.namespaces().as_ref()) {
@@ -152,6 +158,17 @@ pub fn validate(spec: &Spec) -> Result<()> {
         validate_process(p)?;
     }
     Ok(())
+}
+
+/// `1.MINOR.PATCH[-pre][+build]`: the 1.x versions of the runtime-spec.
+fn is_supported_version(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts[0] == "1"
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Checks a Process (from config.json or `exec`).
@@ -235,6 +252,16 @@ mod tests {
     }
 
     const BASE: &str = r#""ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"user":{"uid":0,"gid":0},"args":["sh"],"cwd":"/"}"#;
+
+    #[test]
+    fn versions() {
+        for ok in ["1.0.0", "1.0.2-dev", "1.2.0", "1.1.0-rc.1+x"] {
+            assert!(is_supported_version(ok), "{ok}");
+        }
+        for bad in ["2.0.0", "0.9.0", "1.0", "abc", "1.0.x"] {
+            assert!(!is_supported_version(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn malformed_json_is_a_clear_error() {

@@ -319,7 +319,8 @@ fn create_inner(
                 forward_listener(fd, &state, Status::Creating)?;
             }
             Some(Msg::HooksRequest) => {
-                let st = serde_json::to_string(&OciState::new(&state, Status::Creating))
+                // runtime-tools and crun give these hooks the state "created".
+                let st = serde_json::to_string(&OciState::new(&state, Status::Created))
                     .unwrap_or_default();
                 let h = spec.hooks().as_ref();
                 #[allow(deprecated)]

@@ -76,13 +76,17 @@ fn dev_is_bind(spec: &Spec) -> bool {
 /// Mounts, devices and /dev symlinks, before pivot_root.
 pub fn prepare(c: &RootfsConfig) -> Result<()> {
     if c.mntns {
-        let prop = rootfs_propagation(c.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
-            .ctx(|| "set propagation of /")?;
-        if prop.contains(MsFlags::MS_SHARED) {
-            // pivot_root refuses a shared parent mount: make the rootfs's parent private.
-            make_parent_private(c.rootfs)?;
-        }
+        // Nothing the container mounts may propagate back to the host. `rootfsPropagation` is
+        // applied to the container's own root after pivot_root (see `finalize`): applied here
+        // it would make pivot_root fail (shared) or the rootfs bind impossible (unbindable).
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .ctx(|| "set propagation of /")?;
         mount(
             Some(c.rootfs),
             c.rootfs,
@@ -118,26 +122,6 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read mountinfo")?;
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    let best = mi
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mp| parent.starts_with(mp))
-        .max_by_key(|mp| mp.len())
-        .unwrap_or("/")
-        .to_string();
-    mount(
-        None::<&str>,
-        best.as_str(),
-        None::<&str>,
-        MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| format!("make {best} private"))
 }
 
 /// Switches the process's root to the rootfs: pivot_root, or MS_MOVE + chroot (`--no-pivot`),
