@@ -227,6 +227,12 @@ fn child_setup(c: &Child, chan: &Channel) -> Result<()> {
     if let Some(rl) = p.rlimits() {
         setup::apply_rlimits(rl)?;
     }
+    if let Some(s) = p.scheduler() {
+        super::attrs::apply_scheduler(s)?;
+    }
+    if let Some(io) = p.io_priority() {
+        super::attrs::apply_io_priority(io)?;
+    }
     if let Some(profile) = p.apparmor_profile() {
         setup::apply_apparmor(profile)?;
     }

@@ -177,7 +177,10 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
             rootfs::mask_path(p)?;
         }
         if let Some(pers) = l.personality() {
-            apply_personality(pers)?;
+            super::attrs::apply_personality(pers)?;
+        }
+        if let Some(mp) = l.memory_policy() {
+            super::attrs::apply_memory_policy(mp)?;
         }
     }
     if !cfg.no_new_keyring {
@@ -190,6 +193,12 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     };
     if let Some(rl) = p.rlimits() {
         setup::apply_rlimits(rl)?;
+    }
+    if let Some(s) = p.scheduler() {
+        super::attrs::apply_scheduler(s)?;
+    }
+    if let Some(io) = p.io_priority() {
+        super::attrs::apply_io_priority(io)?;
     }
     if let Some(profile) = p.apparmor_profile() {
         setup::apply_apparmor(profile)?;
@@ -365,19 +374,6 @@ fn check_cwd_inside() -> Result<()> {
             "process.cwd: current working directory is outside of the container root",
         )),
     }
-}
-
-fn apply_personality(p: &oci_spec::runtime::LinuxPersonality) -> Result<()> {
-    use oci_spec::runtime::LinuxPersonalityDomain;
-    let persona: libc::c_ulong = match p.domain() {
-        LinuxPersonalityDomain::PerLinux => 0x0000,
-        LinuxPersonalityDomain::PerLinux32 => 0x0008,
-    };
-    // SAFETY: personality with a constant.
-    if unsafe { libc::personality(persona) } == -1 {
-        return Err(Errno::last()).ctx(|| "linux.personality");
-    }
-    Ok(())
 }
 
 fn join_session_keyring(id: &str) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The spawn path: the runtime side (`spawn`), the container init (`init`), the channel
 //! between them (`sync`) and what both init and exec apply before execve (`setup`).
 
+pub mod attrs;
 pub mod exec;
 pub mod init;
 pub mod setup;

@@ -245,9 +245,10 @@ pub fn apply_apparmor(profile: &str) -> Result<()> {
         )));
     }
     let data = format!("exec {profile}");
-    std::fs::write("/proc/self/attr/apparmor/exec", &data)
-        .or_else(|_| std::fs::write("/proc/self/attr/exec", &data))
-        .ctx(|| format!("apply AppArmor profile {profile}"))
+    let attrs = Path::new("/proc/self/attr");
+    super::attrs::write_procfs(&attrs.join("apparmor/exec"), data.as_bytes())
+        .or_else(|_| super::attrs::write_procfs(&attrs.join("exec"), data.as_bytes()))
+        .map_err(|e| Error::msg(format!("apply AppArmor profile {profile}: {e}")))
 }
 
 pub fn apparmor_enabled() -> bool {
@@ -270,7 +271,8 @@ pub fn apply_selinux(label: &str) -> Result<()> {
         ));
         return Ok(());
     }
-    std::fs::write("/proc/self/attr/exec", label).ctx(|| format!("apply SELinux label {label}"))
+    super::attrs::write_procfs(Path::new("/proc/self/attr/exec"), label.as_bytes())
+        .map_err(|e| Error::msg(format!("apply SELinux label {label}: {e}")))
 }
 
 /// The last steps every container process goes through (the init after `start`, and `exec`):

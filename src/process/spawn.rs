@@ -125,6 +125,7 @@ fn prepare(b: &Bundle) -> Result<Prepared> {
         None => None,
     };
     crate::rootfs::rootfs_propagation(spec)?;
+    super::attrs::check_intel_rdt(spec)?;
     Ok(Prepared {
         plan,
         caps,

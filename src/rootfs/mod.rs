@@ -104,6 +104,12 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         userns: c.userns,
         cgroupns: c.cgroupns,
         cgroup_mounts: c.cgroup_mounts,
+        mount_label: c
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.mount_label().as_deref())
+            .filter(|l| !l.is_empty() && crate::process::setup::selinux_enabled()),
     };
     if let Some(ms) = c.spec.mounts() {
         for m in ms {

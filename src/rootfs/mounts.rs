@@ -21,6 +21,8 @@ pub struct MountCtx<'a> {
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
+    /// `linux.mountLabel` when SELinux is enabled (added as `context=` to filesystem mounts).
+    pub mount_label: Option<&'a str>,
     /// Where the container's cgroup lives on the host, for `cgroup` mounts.
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
 }
@@ -202,7 +204,16 @@ fn fs_entry(ctx: &MountCtx, m: &Mount, typ: &str, opts: &MountOpts) -> Result<()
         .unwrap_or_else(|| typ.to_string());
     let csrc = std::ffi::CString::new(src.as_bytes())
         .map_err(|_| Error::config("mounts: source contains a NUL byte"))?;
-    let data = opts.data_string();
+    let mut data = opts.data_string();
+    if let Some(label) = ctx
+        .mount_label
+        .filter(|_| !matches!(typ, "proc" | "sysfs" | "cgroup" | "cgroup2"))
+    {
+        if !data.is_empty() {
+            data.push(',');
+        }
+        data.push_str(&format!("context=\"{label}\""));
+    }
     let data = (!data.is_empty()).then_some(data.as_str());
     let fstype = (!typ.is_empty()).then_some(typ);
     if opts.tmpcopyup && typ == "tmpfs" {
