@@ -52,6 +52,12 @@ pub fn init_alive(pid: i32, start: u64) -> bool {
 
 /// Derives the status of a container from its state and the system.
 pub fn status(dir: &ContainerDir, st: &State) -> Status {
+    if st.pid == 0 {
+        return match st.creator {
+            Some((pid, start)) if init_alive(pid, start) => Status::Creating,
+            _ => Status::Stopped,
+        };
+    }
     if !init_alive(st.pid, st.pid_start) {
         return Status::Stopped;
     }

@@ -160,6 +160,22 @@ pub fn phase(name: &str) {
             log(Level::Debug, &format!("phase {name} done at {us}us"));
         }
     }
+    fault_point(name);
+}
+
+/// Fault injection for the reliability tests: with `RRUNTIME_FAULT_PAUSE=<phase>` in the
+/// environment, the process announces `rruntime: paused at <phase>` on stderr when it reaches
+/// that phase and waits there until it is killed. Unset, it costs one cached lookup.
+fn fault_point(name: &str) {
+    static FAULT: OnceLock<Option<String>> = OnceLock::new();
+    let f = FAULT.get_or_init(|| std::env::var("RRUNTIME_FAULT_PAUSE").ok());
+    if f.as_deref() == Some(name) {
+        let _ = writeln!(std::io::stderr(), "rruntime: paused at {name}");
+        loop {
+            // SAFETY: pause(2) just waits for a signal.
+            unsafe { libc::pause() };
+        }
+    }
 }
 
 #[cfg(test)]

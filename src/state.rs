@@ -46,6 +46,10 @@ pub struct State {
     pub host_mounts: Vec<PathBuf>,
     #[serde(default)]
     pub rootless: bool,
+    /// The `create` process (pid, start time) while the init does not exist yet: a state with
+    /// pid 0 is `creating` while it lives and `stopped` once it is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<(i32, u64)>,
 }
 
 /// Valid ids: 1–255 characters of `[A-Za-z0-9_+.-]`, not `.` or `..`.

@@ -154,6 +154,30 @@ pub struct CgroupState {
     pub created: Vec<PathBuf>,
 }
 
+/// The directories `create` will make for the container described by `st` (those missing now,
+/// parents first). Recorded before `create` so that a runtime killed in the middle of it leaves
+/// a state `delete --force` can clean.
+pub fn planned_dirs(st: &CgroupState) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for h in &st.hierarchies {
+        let mut missing = Vec::new();
+        let mut d = h.dir.as_path();
+        while d.starts_with(&h.mount_point) && d != h.mount_point && !d.exists() {
+            missing.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        for m in missing.into_iter().rev() {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
 /// One container's cgroup(s), whatever the host's cgroup layout.
 pub trait CgroupManager {
     /// Creates the cgroup directories (recording which ones it created) and applies `resources`

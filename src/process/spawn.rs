@@ -142,7 +142,15 @@ pub fn create(o: CreateOpts) -> Result<Created> {
     let dir = o.root.create_container(o.id)?;
     let mut cg: Option<Box<dyn CgroupManager>> = None;
     let mut pids = Spawned::default();
-    match create_inner(&o, &prep, &dir, &mut cg, &mut pids) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        create_inner(&o, &prep, &dir, &mut cg, &mut pids)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::msg(
+            "internal error during create (panic); cleaned up",
+        ))
+    });
+    match r {
         Ok((state, direct_child)) => Ok(Created {
             dir,
             state,
@@ -213,13 +221,42 @@ fn create_inner(
         resources.devices().as_deref(),
         spec_devices,
     )));
+
+    // Recorded before anything is created on the host: a runtime killed from here on leaves a
+    // state.json from which `delete --force` removes what was made.
+    let annotations = spec.annotations().clone().unwrap_or_default();
+    let annotations_json = serde_json::to_string(&annotations).unwrap_or_else(|_| "{}".to_string());
+    let me = nix::unistd::getpid().as_raw();
+    let mut planned = cg.state();
+    planned.created = cgroups::planned_dirs(&planned);
+    let mut state = State {
+        id: o.id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        bundle: b.dir.clone(),
+        rootfs: b.rootfs.clone(),
+        created: crate::time::rfc3339_nanos(std::time::SystemTime::now()),
+        owner: owner_name(),
+        annotations,
+        cgroup: planned,
+        config: spec.clone(),
+        host_mounts: if prep.plan.has(LinuxNamespaceType::Mount) {
+            Vec::new()
+        } else {
+            host_mount_targets(b)
+        },
+        rootless: o.cgroup_opts.rootless,
+        creator: crate::state::pid_start_time(me).map(|s| (me, s)),
+    };
+    dir.save(&state)?;
+    logging::phase("state");
+
     cg.create(Some(&resources))?;
     let cg = cg_slot.insert(cg);
+    state.cgroup = cg.state();
     let cgroup_mounts = cg.mounts();
     logging::phase("cgroup");
 
-    let annotations = spec.annotations().clone().unwrap_or_default();
-    let annotations_json = serde_json::to_string(&annotations).unwrap_or_else(|_| "{}".to_string());
     let plan = &prep.plan;
     let newtime = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     let two_step = !plan.join.is_empty() || plan.new.contains(newtime);
@@ -288,25 +325,11 @@ fn create_inner(
     };
     cg.add_task(init_pid)?;
     let pid_start = crate::container::start_time_of(init_pid)?;
-    let state = State {
-        id: o.id.to_string(),
-        pid: init_pid,
-        pid_start,
-        bundle: b.dir.clone(),
-        rootfs: b.rootfs.clone(),
-        created: crate::time::rfc3339_nanos(std::time::SystemTime::now()),
-        owner: owner_name(),
-        annotations,
-        cgroup: cg.state(),
-        config: spec.clone(),
-        host_mounts: if plan.has(LinuxNamespaceType::Mount) {
-            Vec::new()
-        } else {
-            host_mount_targets(b)
-        },
-        rootless: o.cgroup_opts.rootless,
-    };
+    state.pid = init_pid;
+    state.pid_start = pid_start;
+    state.creator = None;
     dir.save(&state)?;
+    logging::phase("state+pid");
     parent_ch.send(&Msg::Go(init_pid))?;
 
     loop {
