@@ -4,7 +4,7 @@ BIN     := target/$(TARGET)/release/rruntime
 PREFIX  ?= /usr/local
 DEMO_DIR ?= $(CURDIR)/demo-bundle
 
-.PHONY: all build demo test unit clippy fmt install bench integration conformance clean
+.PHONY: all build demo test soak unit clippy fmt install bench integration conformance clean
 
 all: build
 
@@ -20,6 +20,11 @@ demo: build
 # Unit tests and root integration tests (tests/ drives the built binary).
 test: build
 	cargo test --release -- --test-threads=$${TEST_THREADS:-4}
+
+# 1000 sequential container lifecycles with leak checks; prints the time per container of the
+# first and last hundred (SOAK_N=… for another count). `make test` runs a 100-lifecycle version.
+soak: build
+	cargo test --release --test soak -- --ignored --nocapture --test-threads=1 soak_1000
 
 clippy:
 	cargo clippy --all-targets -- -D warnings

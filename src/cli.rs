@@ -2,6 +2,8 @@
 //! (`--flag=value` and `--flag value`, Go-style single-dash long flags such as `-no-subreaper`).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 pub const SPEC_VERSION: &str = "1.2.0";
@@ -382,7 +384,10 @@ pub struct RestoreArgs {
 
 /// Rewrites Go-style single-dash long flags (`-root`, `-no-subreaper`, `-pid-file=x`) into
 /// `--…` so that callers written against runc's flag parser (go-runc) work unchanged.
-pub fn normalize_args(args: Vec<String>) -> Vec<String> {
+///
+/// Arguments are OS strings: a path argument need not be UTF-8 (`--root`, `--log`, `--bundle`),
+/// and clap reports a non-UTF-8 value where a string is required as a usage error.
+pub fn normalize_args(args: Vec<OsString>) -> Vec<OsString> {
     use clap::CommandFactory;
     let cmd = Cli::command();
     let mut longs: Vec<String> = Vec::new();
@@ -399,10 +404,13 @@ pub fn normalize_args(args: Vec<String>) -> Vec<String> {
             out.push(a);
             continue;
         }
-        if a.len() > 2 && a.starts_with('-') && !a.starts_with("--") {
-            let name = a[1..].split('=').next().unwrap_or("");
-            if longs.iter().any(|l| l == name) {
-                out.push(format!("-{a}"));
+        let b = a.as_bytes();
+        if b.len() > 2 && b[0] == b'-' && b[1] != b'-' {
+            let name = b[1..].split(|&c| c == b'=').next().unwrap_or_default();
+            if longs.iter().any(|l| l.as_bytes() == name) {
+                let mut long = OsString::from("-");
+                long.push(&a);
+                out.push(long);
                 continue;
             }
         }
@@ -429,7 +437,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
-        let v = normalize_args(args.iter().map(|s| s.to_string()).collect());
+        let v = normalize_args(args.iter().map(OsString::from).collect());
         Cli::try_parse_from(v).expect("parse")
     }
 
@@ -490,6 +498,33 @@ mod tests {
                 assert_eq!(e.command, vec!["ls", "-la"]);
             }
             _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn non_utf8_arguments_do_not_panic() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = |s: &[u8]| OsString::from_vec(s.to_vec());
+        // A non-UTF-8 path is a valid path.
+        let v = normalize_args(vec![
+            "rruntime".into(),
+            "-root".into(),
+            bad(b"/tmp/\xff"),
+            "state".into(),
+            "a".into(),
+        ]);
+        let c = Cli::try_parse_from(v).expect("parse");
+        assert_eq!(
+            c.global.root.as_deref().map(|p| p.as_os_str().as_bytes()),
+            Some(&b"/tmp/\xff"[..])
+        );
+        // A non-UTF-8 id or flag is a usage error, not a panic.
+        for args in [
+            vec!["rruntime".into(), "state".into(), bad(b"\xff")],
+            vec!["rruntime".into(), bad(b"-\xff"), "list".into()],
+            vec!["rruntime".into(), bad(b"\xff")],
+        ] {
+            assert!(Cli::try_parse_from(normalize_args(args)).is_err());
         }
     }
 

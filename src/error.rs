@@ -47,10 +47,10 @@ pub enum Error {
 
 impl Error {
     pub fn msg(m: impl Into<String>) -> Self {
-        Error::Msg(m.into())
+        Error::Msg(one_line(m.into()))
     }
     pub fn config(m: impl Into<String>) -> Self {
-        Error::Config(m.into())
+        Error::Config(one_line(m.into()))
     }
     /// The errno behind this error, if it came from a system call.
     pub fn errno(&self) -> Option<nix::errno::Errno> {
@@ -60,6 +60,23 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// Makes a message one line: control characters that came from outside input (a newline in
+/// an unknown enum value of config.json, in a path…) are escaped (`\n`).
+pub fn one_line(s: String) -> String {
+    if !s.chars().any(char::is_control) {
+        return s;
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Adds a context line to errno- and io-results: `mount(…).ctx(|| format!("mount {dest}"))?`.

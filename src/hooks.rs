@@ -56,6 +56,8 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
         }
     }
     cmd.stdin(Stdio::piped());
+    // Its own process group: a hook that times out is killed with everything it started.
+    cmd.process_group(0);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("{}: {}", path.display(), e))?;
@@ -64,14 +66,17 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
         let _ = stdin.write_all(state_json.as_bytes());
     }
     let timeout = h.timeout().filter(|t| *t > 0);
-    if let Some(secs) = timeout {
+    // A timeout too large to represent is no timeout (`Instant + Duration` would panic).
+    let deadline = timeout.and_then(|secs| {
+        std::time::Instant::now().checked_add(std::time::Duration::from_secs(secs as u64))
+    });
+    if let (Some(secs), Some(deadline)) = (timeout, deadline) {
         if let Some(pfd) = pidfd_open(child.id() as i32) {
             let mut p = libc::pollfd {
                 fd: pfd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             };
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs as u64);
             loop {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 // SAFETY: one valid pollfd.
@@ -81,6 +86,8 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
                     break;
                 }
                 if r == 0 || left.is_zero() {
+                    // SAFETY: kill(2) of the hook's own process group (its pid).
+                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(format!("{}: timed out after {secs}s", path.display()));
@@ -143,6 +150,30 @@ mod tests {
             .to_string();
         assert!(e.contains("timed out"), "{e}");
         assert!(t.elapsed().as_secs() < 10);
+        // A hook that forks: what it started goes with it.
+        let marker = format!("rruntime-hook-child-{}", std::process::id());
+        let forks = hook(&format!(
+            r#"{{"path":"/bin/sh","args":["sh","-c","sleep 1000 & echo $! > /tmp/{marker}; wait"],"timeout":1}}"#
+        ));
+        assert!(run_all("prestart", Some(&vec![forks]), "{}").is_err());
+        let pid: i32 = std::fs::read_to_string(format!("/tmp/{marker}"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _ = std::fs::remove_file(format!("/tmp/{marker}"));
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while crate::state::parse_stat(
+            &std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default(),
+        )
+        .is_some_and(|(st, _)| st != b'Z')
+        {
+            assert!(std::time::Instant::now() < end, "the hook's child survived");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // A timeout too large for a deadline is no timeout, not a panic.
+        let huge = hook(r#"{"path":"/bin/true","timeout":9223372036854775807}"#);
+        run_all("prestart", Some(&vec![huge]), "{}").unwrap();
         let missing = hook(r#"{"path":"/nonexistent/hook"}"#);
         assert!(run_all("x", Some(&vec![missing]), "{}").is_err());
     }

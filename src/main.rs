@@ -52,7 +52,8 @@ fn dispatch(cli: &Cli) -> rruntime::Result<i32> {
 }
 
 fn main() {
-    let args = normalize_args(std::env::args().collect());
+    // args_os: std::env::args() panics on an argument that is not UTF-8.
+    let args = normalize_args(std::env::args_os().collect());
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -69,6 +70,22 @@ fn main() {
         _ => 0,
     };
     if preserve > 0 {
+        // fds 3 … 3+N-1 must be able to exist: a larger N is a mistake (and would make the
+        // runtime and the init walk billions of fd numbers).
+        let max = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft.saturating_sub(3))
+            .unwrap_or(1024);
+        if u64::from(preserve) > max {
+            logging::init(
+                cli.global.log.as_deref(),
+                cli.global.log_format == LogFormat::Json,
+                false,
+            );
+            logging::error_line(&format!(
+                "--preserve-fds {preserve}: more than the {max} descriptors the open file limit allows"
+            ));
+            std::process::exit(1);
+        }
         reserve_preserved_fds(preserve);
     }
     logging::init(

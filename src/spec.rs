@@ -19,8 +19,7 @@ pub struct Bundle {
 pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     let dir = std::fs::canonicalize(bundle)
         .map_err(|e| Error::config(format!("bundle {}: {}", bundle.display(), io_reason(&e))))?;
-    let cfg_path = dir.join("config.json");
-    let data = std::fs::read(&cfg_path).map_err(|e| {
+    let data = read_config(&dir.join("config.json")).map_err(|e| {
         Error::config(format!(
             "config.json in bundle {}: {}",
             dir.display(),
@@ -33,6 +32,9 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
         .as_ref()
         .ok_or_else(|| Error::config("config.json: root: the rootfs path is required"))?;
     let rp = root.path();
+    if rp.as_os_str().is_empty() {
+        return Err(Error::config("root.path: the rootfs path is empty"));
+    }
     let rootfs_raw = if rp.is_absolute() {
         rp.clone()
     } else {
@@ -53,6 +55,22 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     }
     validate(&spec)?;
     Ok(Bundle { spec, dir, rootfs })
+}
+
+/// Reads config.json, which must be a regular file: a FIFO put there must not block `create`.
+fn read_config(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut data = Vec::new();
+    f.read_to_end(&mut data)?;
+    Ok(data)
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_ROOT: &str = "/run/rruntime";
 pub const STATE_FILE: &str = "state.json";
 pub const FIFO_FILE: &str = "exec.fifo";
+/// The largest state.json read back (it holds the config, so it is not tiny; but a file of
+/// gigabytes put there is not read into memory).
+pub const MAX_STATE_SIZE: u64 = 64 << 20;
 
 /// What rruntime keeps about a container between commands.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,13 +149,18 @@ impl Root {
         validate_id(id)?;
         let fd = match open_dir_nofollow(Some(self.fd.as_fd()), Path::new(id)) {
             Ok(fd) => fd,
-            Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => {
-                return Err(Error::NotExist(id.to_string()))
-            }
-            Err(nix::errno::Errno::ELOOP) => {
+            // O_DIRECTORY|O_NOFOLLOW on a symlink gives ENOTDIR or ELOOP: tell it apart from a
+            // plain file (not a container) to refuse clearly.
+            Err(nix::errno::Errno::ENOTDIR | nix::errno::Errno::ELOOP)
+                if nix::sys::stat::fstatat(self.fd.as_fd(), id, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK) =>
+            {
                 return Err(Error::State(format!(
                     "state dir of container {id} is a symlink; refusing to follow it"
                 )))
+            }
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => {
+                return Err(Error::NotExist(id.to_string()))
             }
             Err(e) => return Err(e).ctx(|| format!("open state dir for {id}")),
         };
@@ -243,24 +251,49 @@ impl ContainerDir {
     }
 
     /// Reads state.json. `Ok(None)` when it does not exist yet (a create in progress, or one
-    /// that crashed before writing it).
+    /// that crashed before writing it). A state.json that cannot be a state rruntime wrote (a
+    /// symlink, not a regular file, larger than [`MAX_STATE_SIZE`], not a State) is
+    /// `Error::State`, which `delete --force` clears.
     pub fn load(&self) -> Result<Option<State>> {
+        let corrupt = |why: String| {
+            Error::State(crate::error::one_line(format!(
+                "state of container {} {why}",
+                self.id
+            )))
+        };
+        // O_NONBLOCK: a FIFO put in its place must not block the reader.
         let fd = match openat(
             self.fd.as_fd(),
             STATE_FILE,
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK,
             Mode::empty(),
         ) {
             Ok(fd) => fd,
             Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(nix::errno::Errno::ELOOP) => {
+                return Err(corrupt("is a symlink; refusing to follow it".into()))
+            }
             Err(e) => return Err(e).ctx(|| format!("read state of {}", self.id)),
         };
+        let st = fstat(fd.as_fd()).ctx(|| format!("read state of {}", self.id))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(corrupt("is not a regular file".into()));
+        }
+        if st.st_size as u64 > MAX_STATE_SIZE {
+            return Err(corrupt(format!(
+                "is corrupt: {} bytes, more than the {MAX_STATE_SIZE} allowed",
+                st.st_size
+            )));
+        }
         let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut data)
-            .ctx(|| format!("read state of {}", self.id))?;
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::from(fd), MAX_STATE_SIZE + 1),
+            &mut data,
+        )
+        .ctx(|| format!("read state of {}", self.id))?;
         parse_state(&data)
             .map(Some)
-            .map_err(|e| Error::State(format!("state of container {} is corrupt: {e}", self.id)))
+            .map_err(|e| corrupt(format!("is corrupt: {e}")))
     }
 
     /// True while `exec.fifo` exists (between create and start).
@@ -313,11 +346,19 @@ impl ContainerDir {
                 .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
                 .collect();
             for n in names {
-                let _ = nix::unistd::unlinkat(
+                let r = nix::unistd::unlinkat(
                     self.fd.as_fd(),
                     n.as_c_str(),
                     nix::unistd::UnlinkatFlags::NoRemoveDir,
                 );
+                // Something put a (empty) directory here, e.g. in place of state.json.
+                if r == Err(nix::errno::Errno::EISDIR) {
+                    let _ = nix::unistd::unlinkat(
+                        self.fd.as_fd(),
+                        n.as_c_str(),
+                        nix::unistd::UnlinkatFlags::RemoveDir,
+                    );
+                }
             }
         }
         match std::fs::remove_dir(&self.path) {
@@ -340,8 +381,9 @@ impl ContainerDir {
     }
 }
 
-pub fn parse_state(data: &[u8]) -> std::result::Result<State, serde_json::Error> {
-    serde_json::from_slice(data)
+/// Parses state.json; the error is one line.
+pub fn parse_state(data: &[u8]) -> std::result::Result<State, String> {
+    serde_json::from_slice(data).map_err(|e| crate::error::one_line(e.to_string()))
 }
 
 /// Writes a pid file the way callers expect: digits only, no newline, atomically.
@@ -457,7 +499,18 @@ mod tests {
         ));
         // A symlinked container dir is not followed.
         std::os::unix::fs::symlink("/tmp", dir.join("evil")).unwrap();
-        assert!(root.open_container("evil", false).is_err());
+        let e = root
+            .open_container("evil", false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("symlink"), "{e}");
+        // A plain file is not a container.
+        std::fs::write(dir.join("afile"), b"").unwrap();
+        assert!(matches!(
+            root.open_container("afile", false),
+            Err(Error::NotExist(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,17 +13,53 @@ use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
+/// How long `create` waits for a console socket whose listener's backlog is full.
+pub const CONSOLE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Connects to a console socket (`--console-socket`).
+///
+/// A blocking connect(2) to a listener whose backlog is full (one that never calls accept)
+/// would wait forever; the socket is connected non-blocking instead, retrying for
+/// [`CONSOLE_CONNECT_TIMEOUT`] before failing (runc fails at once with EAGAIN). A listener that
+/// has a free backlog slot but never accepts is fine: the pty master is queued on the
+/// connection.
 pub fn connect_console_socket(path: &Path) -> Result<OwnedFd> {
+    use nix::errno::Errno;
     let fd = socket(
         AddressFamily::Unix,
         SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
     .ctx(|| "console socket")?;
     let addr = UnixAddr::new(path).ctx(|| format!("console socket {}", path.display()))?;
-    connect(fd.as_raw_fd(), &addr).ctx(|| format!("connect console socket {}", path.display()))?;
+    let deadline = std::time::Instant::now() + CONSOLE_CONNECT_TIMEOUT;
+    loop {
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) | Err(Errno::EISCONN) => break,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN | Errno::EINPROGRESS | Errno::EALREADY)
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(Errno::EAGAIN | Errno::EINPROGRESS | Errno::EALREADY) => {
+                return Err(Error::msg(format!(
+                    "connect console socket {}: the listener is not accepting connections \
+                     (gave up after {}s)",
+                    path.display(),
+                    CONSOLE_CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => return Err(e).ctx(|| format!("connect console socket {}", path.display())),
+        }
+    }
+    let fl = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).ctx(|| "console socket")?;
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) - OFlag::O_NONBLOCK),
+    )
+    .ctx(|| "console socket")?;
     Ok(fd)
 }
 

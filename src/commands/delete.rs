@@ -64,6 +64,7 @@ pub fn destroy(ctx: &Ctx, dir: ContainerDir, st: &State, status: Status) -> Resu
         super::kill::signal_all(st, libc::SIGKILL, &ctx.cgroup_opts)?;
         wait_exit(st.pid, st.pid_start);
     }
+    logging::phase("delete: killed");
     let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
     // Processes outside a PID namespace survive their init: destroy_force kills what is left.
     if let Err(e) = mgr.destroy_force() {
@@ -72,6 +73,7 @@ pub fn destroy(ctx: &Ctx, dir: ContainerDir, st: &State, status: Status) -> Resu
         }
         logging::warn(format!("delete: {e}"));
     }
+    logging::phase("delete: cgroup");
     for m in st.host_mounts.iter().rev() {
         let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
     }
@@ -90,5 +92,6 @@ pub fn destroy(ctx: &Ctx, dir: ContainerDir, st: &State, status: Status) -> Resu
         let s = serde_json::to_string(&OciState::new(st, Status::Stopped)).unwrap_or_default();
         hooks::run_all_warn("poststop", hooks, &s);
     }
+    logging::phase("delete: poststop");
     dir.remove()
 }

@@ -19,31 +19,29 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
-    if let Some(rest) = name.strip_prefix("RTMIN") {
+    // RTMIN, RTMIN+N, RTMAX, RTMAX-N (N decimal digits), within SIGRTMIN…SIGRTMAX.
+    let rt = |rest: &str, sign: char, base: i32, dir: i32| -> Result<i32> {
         let off: i32 = if rest.is_empty() {
             0
         } else {
-            rest.trim_start_matches('+').parse().map_err(|_| bad())?
+            let digits = rest.strip_prefix(sign).ok_or_else(bad)?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            digits.parse().map_err(|_| bad())?
         };
-        let n = libc::SIGRTMIN() + off;
-        return if n <= libc::SIGRTMAX() {
+        let n = base + dir * off;
+        if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
             Ok(n)
         } else {
             Err(bad())
-        };
+        }
+    };
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return rt(rest, '+', libc::SIGRTMIN(), 1);
     }
     if let Some(rest) = name.strip_prefix("RTMAX") {
-        let off: i32 = if rest.is_empty() {
-            0
-        } else {
-            rest.trim_start_matches('-').parse().map_err(|_| bad())?
-        };
-        let n = libc::SIGRTMAX() - off;
-        return if n >= libc::SIGRTMIN() {
-            Ok(n)
-        } else {
-            Err(bad())
-        };
+        return rt(rest, '-', libc::SIGRTMAX(), -1);
     }
     let full = format!("SIG{name}");
     let sig: nix::sys::signal::Signal = full.parse().map_err(|_| bad())?;
@@ -128,7 +126,12 @@ mod tests {
         assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
         assert_eq!(parse_signal("sigusr1").unwrap(), libc::SIGUSR1);
         assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
-        for bad in ["0", "65", "NOPE", "SIG", "", "-1", "RTMIN+99"] {
+        assert_eq!(parse_signal("RTMAX-1").unwrap(), libc::SIGRTMAX() - 1);
+        assert_eq!(parse_signal("SIGRTMIN").unwrap(), libc::SIGRTMIN());
+        for bad in [
+            "0", "65", "NOPE", "SIG", "", "-1", "RTMIN+99", "RTMIN-99", "RTMIN-1", "RTMAX+5",
+            "RTMIN+", "RTMIN++1", "RTMIN+-1", "RTMAX--1",
+        ] {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
     }

@@ -107,6 +107,7 @@ pub fn start_container(dir: &ContainerDir, st: &State) -> Result<()> {
     if !removed {
         dir.remove_fifo()?;
     }
+    crate::logging::phase("start: released");
     if got.len() > 1 && got[1] == b'E' {
         return Err(Error::Msg(String::from_utf8_lossy(&got[2..]).into_owned()));
     }
