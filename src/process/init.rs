@@ -201,10 +201,10 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         super::attrs::apply_io_priority(io)?;
     }
     if let Some(profile) = p.apparmor_profile() {
-        setup::apply_apparmor(profile)?;
+        super::lsm::Lsm::host().apply_apparmor(profile)?;
     }
     if let Some(label) = p.selinux_label() {
-        setup::apply_selinux(label)?;
+        super::lsm::Lsm::host().apply_selinux(label)?;
     }
     let args: Vec<String> = p.args().clone().unwrap_or_default();
     let mut env: Vec<String> = p.env().clone().unwrap_or_default();

@@ -4,6 +4,7 @@
 pub mod attrs;
 pub mod exec;
 pub mod init;
+pub mod lsm;
 pub mod setup;
 pub mod spawn;
 pub mod sync;

@@ -109,7 +109,7 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
             .linux()
             .as_ref()
             .and_then(|l| l.mount_label().as_deref())
-            .filter(|l| !l.is_empty() && crate::process::setup::selinux_enabled()),
+            .filter(|l| !l.is_empty() && crate::process::lsm::Lsm::host().selinux_enabled()),
     };
     if let Some(ms) = c.spec.mounts() {
         for m in ms {
