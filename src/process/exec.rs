@@ -189,6 +189,7 @@ fn child_setup(c: &Child, chan: &Channel) -> Result<()> {
             return Err(nix::errno::Errno::last()).ctx(|| "become root in the user namespace");
         }
     }
+    crate::logging::phase("exec: joined");
     let p = c.process;
     if let Some(adj) = p.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
