@@ -18,8 +18,9 @@ demo: build
 	./integration/demo.sh target/release/rruntime $(DEMO_DIR)
 
 # Unit tests and root integration tests (tests/ drives the built binary).
+# The test code builds with the quick `ci` profile; integration tests run the release binary.
 test: build
-	cargo test --release -- --test-threads=$${TEST_THREADS:-4}
+	RRUNTIME_TEST_BIN=$(CURDIR)/$(BIN) cargo test --profile ci -- --test-threads=$${TEST_THREADS:-4}
 
 clippy:
 	cargo clippy --all-targets -- -D warnings

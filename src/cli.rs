@@ -384,6 +384,17 @@ pub struct RestoreArgs {
 /// `--…` so that callers written against runc's flag parser (go-runc) work unchanged.
 pub fn normalize_args(args: Vec<String>) -> Vec<String> {
     use clap::CommandFactory;
+    // Building clap's command tree costs time and memory: only do it when some argument
+    // could be a Go-style long flag.
+    let candidate = |a: &String| {
+        a.len() > 2
+            && a.starts_with('-')
+            && !a.starts_with("--")
+            && a.as_bytes()[1].is_ascii_alphabetic()
+    };
+    if !args.iter().skip(1).any(candidate) {
+        return args;
+    }
     let cmd = Cli::command();
     let mut longs: Vec<String> = Vec::new();
     collect_longs(&cmd, &mut longs);

@@ -36,14 +36,14 @@ pub struct InitConfig<'a> {
     pub preserve_fds: u32,
     pub seccomp: Option<&'a CompiledFilter>,
     pub caps: Option<&'a CapSets>,
-    /// The runtime's pid: the init dies with it until it reports Ready.
-    pub parent_pid: i32,
     /// Whether the init must first join namespaces / fork into new PID or time namespaces.
     pub two_step: bool,
     pub annotations_json: &'a str,
     /// Runtime fds the init must close at once: the state root and the locked container dir
     /// (an inherited copy would hold the container's lock for the init's whole life).
     pub close_now: [RawFd; 2],
+    /// The cgroups the init moves itself into first thing.
+    pub cgroup_join: &'a crate::cgroups::JoinPlan,
     /// The container's cgroup directories on the host (for `cgroup` mounts).
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
 }
@@ -73,6 +73,9 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     // anything in the container until execve replaces it (CVE-2019-5736 class).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    chan.send(&Msg::Joined(
+        crate::cgroups::self_join(cfg.cgroup_join).is_ok(),
+    ))?;
     if cfg.two_step {
         enter_namespaces(cfg, chan)?;
     } else {

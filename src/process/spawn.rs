@@ -36,7 +36,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 pub struct CreateOpts<'a> {
@@ -58,26 +58,6 @@ pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
     pub direct_child: bool,
-}
-
-fn raw_clone(flags: CloneFlags) -> nix::Result<i32> {
-    // SAFETY: clone without a new stack behaves like fork: the child continues on a copy of
-    // this (single-threaded) process's memory.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if r < 0 {
-        Err(nix::errno::Errno::last())
-    } else {
-        Ok(r as i32)
-    }
 }
 
 fn owner_name() -> String {
@@ -261,6 +241,23 @@ fn create_inner(
     let newtime = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     let two_step = !plan.join.is_empty() || plan.new.contains(newtime);
     let (parent_ch, child_ch) = sync::pair()?;
+    let join = cgroups::join_plan(&state.cgroup);
+    let v2_fd = match &join.v2_dir {
+        Some(d) => Some(
+            nix::fcntl::open(
+                d,
+                nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| Error::Sys {
+                ctx: format!("open cgroup {}", d.display()),
+                source: e,
+            })?,
+        ),
+        None => None,
+    };
     let cfg = InitConfig {
         id: o.id,
         spec,
@@ -274,21 +271,24 @@ fn create_inner(
         preserve_fds: o.preserve_fds,
         seccomp: prep.seccomp.as_ref(),
         caps: prep.caps.as_ref(),
-        parent_pid: nix::unistd::getpid().as_raw(),
         two_step,
         annotations_json: &annotations_json,
         cgroup_mounts: &cgroup_mounts,
         close_now: [o.root.fd().as_raw_fd(), dir.fd().as_raw_fd()],
+        cgroup_join: &join,
     };
     let clone_flags = if two_step {
         CloneFlags::empty()
     } else {
         plan.new - CloneFlags::CLONE_NEWCGROUP
     };
-    let pid = raw_clone(clone_flags).map_err(|e| Error::Sys {
-        ctx: format!("clone with namespaces {clone_flags:?}"),
-        source: e,
-    })?;
+    // SAFETY: single-threaded; the child only runs init::run and never returns.
+    let (pid, into_v2) =
+        unsafe { super::clone::clone_child(clone_flags, v2_fd.as_ref().map(|f| f.as_fd())) }
+            .map_err(|e| Error::Sys {
+                ctx: format!("clone with namespaces {clone_flags:?}"),
+                source: e,
+            })?;
     if pid == 0 {
         drop(parent_ch);
         init::run(&cfg, child_ch);
@@ -296,6 +296,18 @@ fn create_inner(
     drop(child_ch);
     spawned.child = Some(pid);
     logging::phase("clone");
+    // The child moved itself into the v1 hierarchies (or says it could not).
+    let joined = match parent_ch.recv()? {
+        Some(Msg::Joined(ok)) => ok,
+        Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+        Some(m) => return Err(Error::msg(format!("sync: unexpected {m:?}"))),
+        None => {
+            return Err(Error::msg(
+                "container init exited before joining its cgroup",
+            ))
+        }
+    };
+    let need_add_task = !joined || (join.v2_dir.is_some() && !into_v2);
 
     let init_pid = if two_step {
         let init_pid = loop {
@@ -323,7 +335,9 @@ fn create_inner(
         }
         pid
     };
-    cg.add_task(init_pid)?;
+    if need_add_task {
+        cg.add_task(init_pid)?;
+    }
     let pid_start = crate::container::start_time_of(init_pid)?;
     state.pid = init_pid;
     state.pid_start = pid_start;

@@ -13,8 +13,11 @@ pub const BUSYBOX: &str = "/bin/busybox";
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The binary under test.
+/// `RRUNTIME_TEST_BIN` (set by `make test` to the release binary) or the one cargo built.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rruntime"))
+    std::env::var_os("RRUNTIME_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rruntime")))
 }
 
 /// True when the tests can create containers here (root, busybox-static present).
