@@ -144,8 +144,13 @@ impl Env {
     /// A fresh container id (recorded for cleanup).
     pub fn id(&self) -> String {
         let id = unique("c");
-        self.ids.borrow_mut().push(id.clone());
+        self.track(&id);
         id
+    }
+
+    /// Records an id chosen by the test for cleanup.
+    pub fn track(&self, id: &str) {
+        self.ids.borrow_mut().push(id.to_string());
     }
 
     /// `rruntime --root <root> ARGS…`, stdin closed, output captured. Output goes through
@@ -584,4 +589,86 @@ pub fn read_until(fd: std::os::fd::BorrowedFd, want: &str, secs: u64) -> String 
 /// True when the test process has `cap` in its effective set.
 pub fn have_cap(cap: caps::Capability) -> bool {
     caps::has_cap(None, caps::CapSet::Effective, cap).unwrap_or(false)
+}
+
+/// One line of /proc/<pid>/mountinfo.
+#[derive(Debug, Clone)]
+pub struct MountLine {
+    pub root: String,
+    pub mount_point: String,
+    /// Per-mount options (`rw,nosuid,…`).
+    pub opts: Vec<String>,
+    /// Optional fields (`shared:N`, `master:N`, `unbindable`).
+    pub optional: Vec<String>,
+    pub fstype: String,
+    pub source: String,
+    /// Superblock options (`rw,size=1024k,mode=755`).
+    pub super_opts: Vec<String>,
+}
+
+impl MountLine {
+    pub fn has_opt(&self, o: &str) -> bool {
+        self.opts.iter().any(|x| x == o)
+    }
+    pub fn has_super(&self, o: &str) -> bool {
+        self.super_opts.iter().any(|x| x == o)
+    }
+    pub fn is_shared(&self) -> bool {
+        self.optional.iter().any(|x| x.starts_with("shared:"))
+    }
+    pub fn is_slave(&self) -> bool {
+        self.optional.iter().any(|x| x.starts_with("master:"))
+    }
+    pub fn is_unbindable(&self) -> bool {
+        self.optional.iter().any(|x| x == "unbindable")
+    }
+}
+
+pub fn parse_mountinfo(text: &str) -> Vec<MountLine> {
+    let mut v = Vec::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        if f.len() < sep + 4 || sep < 6 {
+            continue;
+        }
+        let split = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+        v.push(MountLine {
+            root: f[3].to_string(),
+            mount_point: f[4].replace("\\040", " "),
+            opts: split(f[5]),
+            optional: f[6..sep].iter().map(|s| s.to_string()).collect(),
+            fstype: f[sep + 1].to_string(),
+            source: f[sep + 2].to_string(),
+            super_opts: split(f[sep + 3]),
+        });
+    }
+    v
+}
+
+/// The top-most mount at `mp` in a mountinfo text (panics if there is none).
+pub fn mount_at(text: &str, mp: &str) -> MountLine {
+    parse_mountinfo(text)
+        .into_iter()
+        .rev()
+        .find(|m| m.mount_point == mp)
+        .unwrap_or_else(|| panic!("no mount at {mp} in:\n{text}"))
+}
+
+/// Splits a container's output into sections: lines `== name` start a section.
+pub fn sections(out: &str) -> std::collections::HashMap<String, String> {
+    let mut m = std::collections::HashMap::new();
+    let mut cur = String::new();
+    for l in out.lines() {
+        if let Some(name) = l.strip_prefix("== ") {
+            cur = name.to_string();
+            m.insert(cur.clone(), String::new());
+        } else if let Some(s) = m.get_mut(&cur) {
+            s.push_str(l);
+            s.push('\n');
+        }
+    }
+    m
 }
