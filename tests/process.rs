@@ -454,3 +454,37 @@ fn run_preserve_fds() {
     assert_eq!(fds, ["0", "1", "2", "3", "4"]);
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// Each container joins a new session keyring named after it; with --no-new-keyring it keeps
+/// the caller's.
+#[test]
+fn session_keyring_and_no_new_keyring() {
+    require_root!();
+    if !Path::new("/proc/keys").exists() {
+        eprintln!("skipped: no /proc/keys (kernel without keyrings)");
+        return;
+    }
+    let env = Env::new();
+    let mut cfg = base_config(&["cat", "/proc/keys"]);
+    cfg["linux"]["maskedPaths"] = json!([]);
+    let b = env.bundle(&cfg);
+    for flag in [None, Some("--no-new-keyring")] {
+        let id = env.id();
+        let mut args = vec!["run"];
+        args.extend(flag);
+        args.extend(["--bundle", b.path(), &id]);
+        let o = env.rt(&args);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let keys = String::from_utf8_lossy(&o.stdout).into_owned();
+        let own = keys
+            .lines()
+            .any(|l| l.contains("keyring") && l.contains(&format!("_ses.{id}")));
+        assert_eq!(own, flag.is_none(), "{flag:?}: {keys}");
+        env.assert_no_leaks(&id, Some(&b));
+    }
+}

@@ -242,6 +242,12 @@ impl Env {
         let cg = find_cgroup_dirs(id);
         assert!(cg.is_empty(), "cgroup dirs of {id} left: {cg:?}");
         if let Some(b) = bundle {
+            let procs = processes_in(&b.dir);
+            assert!(
+                procs.is_empty(),
+                "processes left in {}: {procs:?}",
+                b.path()
+            );
             let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
             let d = b.dir.to_string_lossy();
             let left: Vec<&str> = mi.lines().filter(|l| l.contains(d.as_ref())).collect();
@@ -298,6 +304,27 @@ impl Bundle {
         )
         .unwrap();
     }
+}
+
+/// Pids of processes whose root or working directory is inside `dir` (a container init that
+/// survived before or without pivot_root/chroot shows this way).
+pub fn processes_in(dir: &Path) -> Vec<i32> {
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        for l in ["root", "cwd"] {
+            if std::fs::read_link(e.path().join(l)).is_ok_and(|p| p.starts_with(dir)) {
+                v.push(pid);
+                break;
+            }
+        }
+    }
+    v
 }
 
 /// Cgroup directories named `id` anywhere under /sys/fs/cgroup (depth-limited walk).
