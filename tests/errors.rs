@@ -180,7 +180,8 @@ fn unknown_id() {
 fn invalid_config_values() {
     require_root!();
     let env = Env::new();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "process.args",
             Box::new(|c| c["process"]["args"] = json!([])),
