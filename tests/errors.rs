@@ -388,3 +388,70 @@ fn start_without_process() {
     env.ok(&["delete", "--force", &id]);
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// Concurrent creates of one id: exactly one wins, the others get "already exists".
+#[test]
+fn concurrent_creates_of_one_id() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    let mut children = Vec::new();
+    for i in 0..4 {
+        let err = env.tmp.join(format!("err{i}"));
+        let child = env
+            .cmd(&["create", "--bundle", b.path(), &id])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        children.push((ChildGuard::new(child), err));
+    }
+    let mut wins = 0;
+    for (mut c, err) in children {
+        if c.wait_timeout(60).success() {
+            wins += 1;
+        } else {
+            let e = read(&err);
+            assert_one_line_error(&e);
+            assert!(e.contains("already exists"), "{e}");
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(env.status(&id), "created");
+    env.finish(&id, &b);
+}
+
+/// A corrupt state.json gives clear errors (no panic); delete --force removes it.
+#[test]
+fn corrupt_state_file() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    env.create(&b, &id);
+    let pid = env.pid(&id);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    env.wait_stopped(&id);
+    for garbage in ["", "{not json", "{\"id\": 7}"] {
+        std::fs::write(env.root.join(&id).join("state.json"), garbage).unwrap();
+        for cmd in [
+            &["state", &id][..],
+            &["start", &id],
+            &["kill", &id],
+            &["delete", &id],
+        ] {
+            let err = env.fails(cmd);
+            assert_one_line_error(&err);
+            assert!(err.contains(&id), "{cmd:?}: {err}");
+        }
+        assert_no_panic(&String::from_utf8_lossy(&env.rt(&["list"]).stderr));
+    }
+    env.ok(&["delete", "--force", &id]);
+    assert!(!env.root.join(&id).exists());
+    // The runtime could not know the cgroup from a corrupt state: remove it here.
+    for d in find_cgroup_dirs(&id) {
+        let _ = std::fs::remove_dir(d);
+    }
+    env.assert_no_leaks(&id, Some(&b));
+}
