@@ -389,10 +389,22 @@ fn delete_cases() {
     let id = env.id();
     env.create(&b, &id);
     let pid = env.pid(&id);
+    // (state, start time) from /proc/<pid>/stat: a recycled pid has another start time.
+    let stat = |pid: i32| {
+        let s = read(std::path::Path::new(&format!("/proc/{pid}/stat")));
+        let after = s
+            .rsplit_once(") ")
+            .map(|(_, a)| a.to_string())
+            .unwrap_or_default();
+        let f: Vec<String> = after.split(' ').map(str::to_string).collect();
+        (f.first().cloned(), f.get(19).cloned())
+    };
+    let (_, started) = stat(pid);
+    assert!(started.is_some());
     env.ok(&["delete", &id]);
+    let (state, start_now) = stat(pid);
     assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            || read(std::path::Path::new(&format!("/proc/{pid}/stat"))).contains(") Z"),
+        start_now != started || state.as_deref() == Some("Z"),
         "init of the deleted container survives"
     );
     env.assert_no_leaks(&id, Some(&b));
