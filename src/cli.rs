@@ -6,8 +6,11 @@ use std::path::PathBuf;
 
 pub const SPEC_VERSION: &str = "1.2.0";
 
+/// What `--version` prints after the program name: runc's shape ("runc version 1.1.5",
+/// "commit: …", "spec: …"); Docker parses the first line as `<name> version <version>`.
 fn long_version() -> &'static str {
     concat!(
+        "version ",
         env!("CARGO_PKG_VERSION"),
         "\ncommit: ",
         env!("RRUNTIME_COMMIT"),
@@ -18,7 +21,7 @@ fn long_version() -> &'static str {
 #[derive(Parser, Debug)]
 #[command(
     name = "rruntime",
-    version = env!("CARGO_PKG_VERSION"),
+    version = long_version(),
     long_version = long_version(),
     about = "An OCI container runtime (a drop-in replacement for runc)",
     disable_version_flag = true

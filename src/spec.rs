@@ -82,14 +82,41 @@ pub fn has_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
 }
 
+/// `ociVersion`: SemVer 2.0.0 with major version 1 (the runtime-spec keeps compatibility
+/// within a major version). An absent (empty) version is tolerated, as runc does.
+fn validate_oci_version(v: &str) -> Result<()> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    let bad = |why: &str| Err(Error::config(format!("ociVersion: {v:?} {why}")));
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() == 1 || !p.starts_with('0'))
+    };
+    if parts.len() != 3 || !parts.iter().all(numeric) {
+        return bad("is not a SemVer version (MAJOR.MINOR.PATCH)");
+    }
+    let rest = &v[core.len()..];
+    if rest.starts_with('-') || rest.starts_with('+') {
+        let ok = rest[1..]
+            .split(['.', '+', '-'])
+            .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !ok {
+            return bad("is not a SemVer version");
+        }
+    }
+    if parts[0] != "1" {
+        return bad("is not supported (this runtime implements runtime-spec 1.x)");
+    }
+    Ok(())
+}
+
 /// Validates what parsing alone cannot: namespace rules, sysctls, mounts, process fields.
 pub fn validate(spec: &Spec) -> Result<()> {
-    let v = spec.version();
-    if !v.is_empty() && !is_supported_version(v) {
-        return Err(Error::config(format!(
-            "ociVersion: unsupported version {v:?} (this runtime implements 1.x)"
-        )));
-    }
+    validate_oci_version(spec.version())?;
     let linux = spec.linux().as_ref();
     let mut seen = HashSet::new();
     if let Some(nss) = linux.and_then(|l| l.namespaces().as_ref()) {
@@ -158,17 +185,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
         validate_process(p)?;
     }
     Ok(())
-}
-
-/// `1.MINOR.PATCH[-pre][+build]`: the 1.x versions of the runtime-spec.
-fn is_supported_version(v: &str) -> bool {
-    let core = v.split(['-', '+']).next().unwrap_or("");
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts[0] == "1"
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Checks a Process (from config.json or `exec`).
@@ -256,10 +272,10 @@ mod tests {
     #[test]
     fn versions() {
         for ok in ["1.0.0", "1.0.2-dev", "1.2.0", "1.1.0-rc.1+x"] {
-            assert!(is_supported_version(ok), "{ok}");
+            assert!(validate_oci_version(ok).is_ok(), "{ok}");
         }
         for bad in ["2.0.0", "0.9.0", "1.0", "abc", "1.0.x"] {
-            assert!(!is_supported_version(bad), "{bad}");
+            assert!(validate_oci_version(bad).is_err(), "{bad}");
         }
     }
 
@@ -267,6 +283,25 @@ mod tests {
     fn malformed_json_is_a_clear_error() {
         let e = spec("{not json").unwrap_err().to_string();
         assert!(e.starts_with("config.json: invalid configuration"), "{e}");
+    }
+
+    #[test]
+    fn oci_version_rules() {
+        for ok in [
+            "1.0.0",
+            "1.0.2-dev",
+            "1.2.0",
+            "1.1.0+dev",
+            "1.0.0-rc.1+build.5",
+            "",
+        ] {
+            assert!(validate_oci_version(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "invalid", "1.0", "2.0.0", "0.9.0", "1.0.x", "01.0.0", "1.0.0-", "1..0",
+        ] {
+            assert!(validate_oci_version(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

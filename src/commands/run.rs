@@ -87,6 +87,13 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
         },
         None => None,
     };
+    // The pty gets the caller's window size before the process starts: a process that asks
+    // for it at once (`stty size`, shells) must not see 0x0.
+    if let Some(m) = &master {
+        if let Some((r, c)) = tty::get_winsize(tty::stdin()) {
+            tty::set_winsize(m.as_fd(), r, c);
+        }
+    }
     if let Err(e) = super::start::start_container(&c.dir, &c.state) {
         let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
         return Err(e);

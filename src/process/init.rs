@@ -179,6 +179,9 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         for p in l.masked_paths().iter().flatten() {
             rootfs::mask_path(p)?;
         }
+    }
+    rootfs::apply_rootfs_propagation(&rc)?;
+    if let Some(l) = linux {
         if let Some(pers) = l.personality() {
             super::attrs::apply_personality(pers)?;
         }

@@ -2,7 +2,8 @@
 //! (masked and read-only paths, read-only root, propagation).
 //!
 //! Run by the container init, in this order: [`prepare`] (before the prestart/createRuntime
-//! hooks), [`enter`] (after createContainer hooks), [`finalize`].
+//! hooks), [`enter`] (after createContainer hooks), [`finalize`], and after the masked and
+//! read-only paths [`apply_rootfs_propagation`].
 
 pub mod cgroupfs;
 mod copyup;
@@ -174,7 +175,8 @@ fn pivot(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// After pivot: read-only /dev if asked, read-only root, final root propagation.
+/// After pivot: read-only /dev if asked, read-only root (the propagation comes last, in
+/// [`apply_rootfs_propagation`]).
 pub fn finalize(c: &RootfsConfig) -> Result<()> {
     if !c.mntns {
         return Ok(());
@@ -196,6 +198,15 @@ pub fn finalize(c: &RootfsConfig) -> Result<()> {
         .is_some_and(|r| r.readonly() == Some(true))
     {
         remount_ro("/")?;
+    }
+    Ok(())
+}
+
+/// `linux.rootfsPropagation` on the new root, last of all: an unbindable tree would make the
+/// binds of readonlyPaths and maskedPaths fail (EINVAL).
+pub fn apply_rootfs_propagation(c: &RootfsConfig) -> Result<()> {
+    if !c.mntns {
+        return Ok(());
     }
     if let Some(p) = rootfs_propagation(c.spec)? {
         mount(None::<&str>, "/", None::<&str>, p, None::<&str>).ctx(|| "set rootfs propagation")?;
