@@ -222,6 +222,35 @@ t_preserve_fds() {
     has through-fd-3
 }
 
+# sd_notify: with --sdnotify=container podman gives the container a socket at
+# /run/notify/notify.sock and relays READY=1 (with conmon's MAINPID) to its own NOTIFY_SOCKET.
+# The client is a static C helper built with gcc.
+t_sdnotify() {
+    if [ ! -x "$T/bin/sdnotify" ] &&
+        ! gcc -static -O2 -o "$T/bin/sdnotify" "$LIB_DIR/sdnotify.c" >>"$SCEN_LOG" 2>&1; then
+        WHY="cannot build the sd_notify helper (gcc with static libc needed)"
+        return 1
+    fi
+    "$T/bin/sdnotify" listen "$T/notify.sock" 20 >"$T/notify.out" 2>&1 &
+    local lpid=$!
+    on_exit "kill $lpid"
+    sleep 0.3
+    NOTIFY_SOCKET=$T/notify.sock run "${P[@]}" run -d --name sdn1 --sdnotify=container -v "$T/bin:/xbin:ro" \
+        "$IMG" sh -c 'echo "in container: $NOTIFY_SOCKET"; sleep 1; /xbin/sdnotify send READY=1; exec sleep 1000'
+    eq "exit status of run -d --sdnotify=container" 0 "$RC" || { WHY="$WHY: $(lastline "$OUT")"; kill $lpid; return 1; }
+    local n=0
+    while ! grep -qx "READY=1" "$T/notify.out" && [ $n -lt 60 ]; do
+        sleep 0.25
+        n=$((n + 1))
+    done
+    kill $lpid 2>/dev/null
+    cat "$T/notify.out" >>"$SCEN_LOG"
+    p logs sdn1 >>"$SCEN_LOG" 2>&1
+    p rm -f -t 0 sdn1 >/dev/null 2>&1
+    grep -qx "READY=1" "$T/notify.out" || { WHY="no READY=1 reached the host socket: $(oneline "$(cat "$T/notify.out")")"; return 1; }
+    grep -q "^MAINPID=" "$T/notify.out" || { WHY="no MAINPID reached the host socket: $(oneline "$(cat "$T/notify.out")")"; return 1; }
+}
+
 t_tty_run() {
     run_tty $'echo hello-$((6*7))\nexit 3' "${P[@]}" run -it --rm "$IMG" sh
     has "hello-42" || return 1
@@ -252,5 +281,6 @@ scenario pids-limit t_pids_limit
 scenario port t_port
 scenario preserve-fds t_preserve_fds
 scenario tty-run t_tty_run
+scenario sdnotify t_sdnotify
 scenario no-leaks t_no_leaks
 finish
