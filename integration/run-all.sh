@@ -10,6 +10,7 @@
 #   NO_INSTALL=1       do not apt-get install missing packages
 #   CALLER_TIMEOUT=900 seconds one caller script may take
 #   VERBOSE=1 ONLY=REGEX KEEP_LOGS=DIR  passed to the scripts (see integration/callers/lib.sh)
+#   STRICT=1           known failures (integration/known-failures) count as failures too
 # A caller whose tools are missing or whose daemon cannot start here prints a SKIP line and does
 # not count as a failure. Exit status: 0 when nothing failed.
 set -u
@@ -29,6 +30,11 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 CALLERS=${CALLERS:-containerd podman docker}
+# rruntime's scenarios that need pieces not landed yet: XFAIL instead of FAIL (not with STRICT=1;
+# other runtimes, e.g. runc, are always strict).
+if [ -z "${STRICT:-}" ] && [ "$(basename "$RT")" = rruntime ]; then
+    export KNOWN_FAILURES_FILE=${KNOWN_FAILURES_FILE:-$HERE/known-failures}
+fi
 
 # Packages each caller needs (Debian 12 names), and the commands that show they are there.
 pkgs_for() {

@@ -239,6 +239,15 @@ t_exit_status() {
     remove exit3
 }
 
+# A command missing from the image: ctr fails, naming it (the runtime's error via the shim).
+t_missing_command() {
+    run "${C[@]}" run --rm "${RUNFLAGS[@]}" "$IMG" miss1 no-such-command
+    [ "$RC" -ne 0 ] || { WHY="ctr run of a missing command succeeded"; return 1; }
+    has 'exec: "no-such-command": executable file not found in $PATH' || return 1
+    remove miss1
+    return 0
+}
+
 t_no_leaks() {
     local left
     left=$(ls -A "$RROOT/$NS" 2>/dev/null)
@@ -263,5 +272,6 @@ scenario bind-mount t_bind_mount
 scenario env t_env
 scenario stdin t_stdin
 scenario exit-status t_exit_status
+scenario missing-command t_missing_command
 scenario no-leaks t_no_leaks
 finish

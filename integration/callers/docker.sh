@@ -221,6 +221,15 @@ t_port() {
     return 0
 }
 
+# A command missing from the image: docker recognises the runtime's error text and exits 127
+# (126 for a file that is not executable).
+t_missing_command() {
+    rc_is 127 "${D[@]}" run --rm "${R[@]}" "$IMG" no-such-command || return 1
+    has "no-such-command" || return 1
+    rc_is 127 "${D[@]}" run --rm "${R[@]}" "$IMG" /no/such/path || return 1
+    rc_is 126 "${D[@]}" run --rm "${R[@]}" "$IMG" /etc/passwd
+}
+
 t_no_leaks() {
     local left
     left=$("$DOCKER" ps -aq)
@@ -247,5 +256,6 @@ scenario volume t_volume
 scenario memory t_memory
 scenario pids-limit t_pids_limit
 scenario port t_port
+scenario missing-command t_missing_command
 scenario no-leaks t_no_leaks
 finish

@@ -228,7 +228,7 @@ t_preserve_fds() {
 t_sdnotify() {
     if [ ! -x "$T/bin/sdnotify" ] &&
         ! gcc -static -O2 -o "$T/bin/sdnotify" "$LIB_DIR/sdnotify.c" >>"$SCEN_LOG" 2>&1; then
-        WHY="cannot build the sd_notify helper (gcc with static libc needed)"
+        SKIP_WHY="cannot build the sd_notify helper (gcc with a static libc needed)"
         return 1
     fi
     "$T/bin/sdnotify" listen "$T/notify.sock" 20 >"$T/notify.out" 2>&1 &
@@ -249,6 +249,15 @@ t_sdnotify() {
     p rm -f -t 0 sdn1 >/dev/null 2>&1
     grep -qx "READY=1" "$T/notify.out" || { WHY="no READY=1 reached the host socket: $(oneline "$(cat "$T/notify.out")")"; return 1; }
     grep -q "^MAINPID=" "$T/notify.out" || { WHY="no MAINPID reached the host socket: $(oneline "$(cat "$T/notify.out")")"; return 1; }
+}
+
+# A command missing from the image: podman recognises the runtime's error text and exits 127
+# (126 for a file that is not executable), like `sh` would.
+t_missing_command() {
+    rc_is 127 "${P[@]}" run --rm "$IMG" no-such-command || return 1
+    has "no-such-command" || return 1
+    rc_is 127 "${P[@]}" run --rm "$IMG" /no/such/path || return 1
+    rc_is 126 "${P[@]}" run --rm "$IMG" /etc/passwd
 }
 
 t_tty_run() {
@@ -281,6 +290,7 @@ scenario pids-limit t_pids_limit
 scenario port t_port
 scenario preserve-fds t_preserve_fds
 scenario tty-run t_tty_run
+scenario missing-command t_missing_command
 scenario sdnotify t_sdnotify
 scenario no-leaks t_no_leaks
 finish
