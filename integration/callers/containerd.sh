@@ -239,6 +239,23 @@ t_exit_status() {
     remove exit3
 }
 
+# exec as another user in another directory; `kill --all` reaching every process.
+t_exec_user_kill_all() {
+    ok "${C[@]}" run -d "${RUNFLAGS[@]}" "$IMG" ka1 sh -c 'sleep 1001 & sleep 1002 & wait' || return 1
+    wait_status ka1 RUNNING || return 1
+    ok "${C[@]}" task exec --exec-id u1 --user 1000 --cwd /tmp ka1 sh -c 'echo "$(id -u) $(pwd)"' || return 1
+    has "1000 /tmp" || return 1
+    ok "${C[@]}" task exec -d --exec-id bg1 ka1 sleep 1003 || return 1
+    until_ok 10 sh -c "ps -eo args | grep -qx 'sleep 1003'" || return 1
+    ok "${C[@]}" task kill -a -s SIGKILL ka1 || return 1
+    wait_status ka1 STOPPED || return 1
+    local left
+    left=$(ps -eo args | grep -xE 'sleep 100[123]')
+    [ -z "$left" ] || { WHY="processes left after kill --all: $(oneline "$left")"; return 1; }
+    remove ka1
+    return 0
+}
+
 # A command missing from the image: ctr fails, naming it (the runtime's error via the shim).
 t_missing_command() {
     run "${C[@]}" run --rm "${RUNFLAGS[@]}" "$IMG" miss1 no-such-command
@@ -272,6 +289,7 @@ scenario bind-mount t_bind_mount
 scenario env t_env
 scenario stdin t_stdin
 scenario exit-status t_exit_status
+scenario exec-user-kill-all t_exec_user_kill_all
 scenario missing-command t_missing_command
 scenario no-leaks t_no_leaks
 finish

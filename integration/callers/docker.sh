@@ -221,6 +221,48 @@ t_port() {
     return 0
 }
 
+# Other everyday `docker run` options, each checked where the runtime applies it.
+t_run_options() {
+    ok "${D[@]}" run --rm "${R[@]}" --user 1000:1000 -w /tmp --hostname rr-host "$IMG" \
+        sh -c 'echo "$(id -u):$(id -g) $(pwd) $(hostname)"' || return 1
+    has "1000:1000 /tmp rr-host" || return 1
+    # Read-only root with a tmpfs.
+    ok "${D[@]}" run --rm "${R[@]}" --read-only --tmpfs /scratch "$IMG" \
+        sh -c 'touch /x 2>/dev/null && echo root-writable; touch /scratch/y && echo tmpfs-ok' || return 1
+    hasnt root-writable && has tmpfs-ok || return 1
+    # Capabilities: dropped all, then one added (CapEff as hex).
+    ok "${D[@]}" run --rm "${R[@]}" --cap-drop ALL --cap-add CHOWN "$IMG" grep CapEff /proc/self/status || return 1
+    has "0000000000000001" || return 1
+    ok "${D[@]}" run --rm "${R[@]}" --ulimit nofile=100:200 "$IMG" sh -c 'echo $(ulimit -Sn) $(ulimit -Hn)' || return 1
+    has "100 200" || return 1
+    # docker-init as pid 1 (--init), the command as its child.
+    ok "${D[@]}" run --rm "${R[@]}" --init "$IMG" sh -c 'cat /proc/1/cmdline | tr "\0" " "; echo; echo $$' || return 1
+    has "docker-init" || return 1
+    # CPU limits: --cpus → CFS quota/period, --cpu-shares.
+    ok "${D[@]}" run -d "${R[@]}" --name cpu1 --cpus 0.5 --cpu-shares 512 "$IMG" sleep 1000 || return 1
+    state_is cpu1 running || return 1
+    local r=0 pid
+    pid=$(dpid cpu1)
+    cgroup_value_is "$pid" cpu cpu.cfs_quota_us 50000 && cgroup_value_is "$pid" cpu cpu.shares 512 || r=1
+    "$DOCKER" rm -f cpu1 >/dev/null 2>&1
+    [ $r = 0 ] || return 1
+    # docker kill with a signal the process handles, and docker wait's exit code.
+    ok "${D[@]}" run -d "${R[@]}" --name sig1 "$IMG" sh -c 'trap "exit 42" USR1; while :; do sleep 0.1; done' || return 1
+    state_is sig1 running || return 1
+    ok "${D[@]}" kill -s USR1 sig1 || return 1
+    ok "${D[@]}" wait sig1 || return 1
+    eq "docker wait after USR1" 42 "$OUT" || return 1
+    "$DOCKER" rm -f sig1 >/dev/null 2>&1
+    # exec -d: the process runs detached inside the container.
+    ok "${D[@]}" run -d "${R[@]}" --name ex1 "$IMG" sleep 1000 || return 1
+    state_is ex1 running || return 1
+    ok "${D[@]}" exec -d ex1 sh -c 'echo detached > /tmp/mark' || return 1
+    until_ok 10 "${D[@]}" exec ex1 cat /tmp/mark || return 1
+    has detached || return 1
+    "$DOCKER" rm -f ex1 >/dev/null 2>&1
+    return 0
+}
+
 # A command missing from the image: docker recognises the runtime's error text and exits 127
 # (126 for a file that is not executable).
 t_missing_command() {
@@ -256,6 +298,7 @@ scenario volume t_volume
 scenario memory t_memory
 scenario pids-limit t_pids_limit
 scenario port t_port
+scenario run-options t_run_options
 scenario missing-command t_missing_command
 scenario no-leaks t_no_leaks
 finish

@@ -251,6 +251,42 @@ t_sdnotify() {
     grep -q "^MAINPID=" "$T/notify.out" || { WHY="no MAINPID reached the host socket: $(oneline "$(cat "$T/notify.out")")"; return 1; }
 }
 
+# Other everyday `podman run` options, each checked where the runtime applies it.
+t_run_options() {
+    ok "${P[@]}" run --rm --user 1000:1000 -w /tmp --hostname rr-host "$IMG" \
+        sh -c 'echo "$(id -u):$(id -g) $(pwd) $(hostname)"' || return 1
+    has "1000:1000 /tmp rr-host" || return 1
+    ok "${P[@]}" run --rm --read-only --tmpfs /scratch "$IMG" \
+        sh -c 'touch /x 2>/dev/null && echo root-writable; touch /scratch/y && echo tmpfs-ok' || return 1
+    hasnt root-writable && has tmpfs-ok || return 1
+    ok "${P[@]}" run --rm --cap-drop ALL --cap-add CHOWN "$IMG" grep CapEff /proc/self/status || return 1
+    has "0000000000000001" || return 1
+    ok "${P[@]}" run --rm --ulimit nofile=100:200 --ulimit nproc=4096:4096 "$IMG" sh -c 'echo $(ulimit -Sn) $(ulimit -Hn)' || return 1
+    has "100 200" || return 1
+    ok "${P[@]}" run --rm --init "$IMG" sh -c 'cat /proc/1/cmdline | tr "\0" " "' || return 1
+    has "podman-init" || return 1
+    ok "${P[@]}" run -d --name cpu1 --cpus 0.5 --cpu-shares 512 "$IMG" sleep 1000 || return 1
+    state_is cpu1 running || return 1
+    local r=0 pid
+    pid=$(pid_of cpu1)
+    cgroup_value_is "$pid" cpu cpu.cfs_quota_us 50000 && cgroup_value_is "$pid" cpu cpu.shares 512 || r=1
+    p rm -f -t 0 cpu1 >/dev/null 2>&1
+    [ $r = 0 ] || return 1
+    ok "${P[@]}" run -d --name sig1 "$IMG" sh -c 'trap "exit 42" USR1; while :; do sleep 0.1; done' || return 1
+    state_is sig1 running || return 1
+    ok "${P[@]}" kill -s USR1 sig1 || return 1
+    ok "${P[@]}" wait sig1 || return 1
+    eq "podman wait after USR1" 42 "$OUT" || return 1
+    p rm -f -t 0 sig1 >/dev/null 2>&1
+    ok "${P[@]}" run -d --name ex1 "$IMG" sleep 1000 || return 1
+    state_is ex1 running || return 1
+    ok "${P[@]}" exec -d ex1 sh -c 'echo detached > /tmp/mark' || return 1
+    until_ok 10 "${P[@]}" exec ex1 cat /tmp/mark || return 1
+    has detached || return 1
+    p rm -f -t 0 ex1 >/dev/null 2>&1
+    return 0
+}
+
 # A command missing from the image: podman recognises the runtime's error text and exits 127
 # (126 for a file that is not executable), like `sh` would.
 t_missing_command() {
@@ -290,6 +326,7 @@ scenario pids-limit t_pids_limit
 scenario port t_port
 scenario preserve-fds t_preserve_fds
 scenario tty-run t_tty_run
+scenario run-options t_run_options
 scenario missing-command t_missing_command
 scenario sdnotify t_sdnotify
 scenario no-leaks t_no_leaks
