@@ -63,6 +63,27 @@ if ! p info >"$T/logs/info.log" 2>&1; then
 fi
 BRIDGE_EXISTED=0
 ip link show podman0 >/dev/null 2>&1 && BRIDGE_EXISTED=1
+# netavark leaves its iptables chains and ip_forward=1 behind: undone at exit if they were not
+# there before.
+NETAVARK_EXISTED=0
+if command -v iptables >/dev/null && { iptables -S; iptables -t nat -S; } 2>/dev/null | grep -q NETAVARK; then
+    NETAVARK_EXISTED=1
+fi
+IP_FORWARD=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null)
+
+remove_netavark_rules() {
+    local tbl rule ch
+    for tbl in nat filter; do
+        iptables -t "$tbl" -S | grep -E '^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) .*-j NETAVARK' |
+            sed 's/^-A/-D/' | while read -r rule; do eval iptables -t "$tbl" "$rule"; done
+        for ch in $(iptables -t "$tbl" -S | awk '$1 == "-N" && $2 ~ /^NETAVARK/ { print $2 }'); do
+            iptables -t "$tbl" -F "$ch"
+        done
+        for ch in $(iptables -t "$tbl" -S | awk '$1 == "-N" && $2 ~ /^NETAVARK/ { print $2 }'); do
+            iptables -t "$tbl" -X "$ch"
+        done
+    done
+}
 
 # At exit: remove every container (conmon exits with it), then the bridge if we made it.
 cleanup_podman() {
@@ -71,6 +92,10 @@ cleanup_podman() {
     if [ "$BRIDGE_EXISTED" = 0 ] && ip link show podman0 >/dev/null 2>&1; then
         ip link del podman0
     fi
+    if [ "$NETAVARK_EXISTED" = 0 ] && command -v iptables >/dev/null; then
+        remove_netavark_rules
+    fi
+    [ -z "$IP_FORWARD" ] || echo "$IP_FORWARD" >/proc/sys/net/ipv4/ip_forward
     # conmon processes of ours that are left (their command line names our runroot).
     local pid
     for pid in $(pids_with_cmdline "$T/runroot"); do
