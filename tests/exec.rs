@@ -301,6 +301,73 @@ fn error_paths() {
 }
 
 #[test]
+fn foreground_exec_forwards_signals() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let outp = env.tmp.join("sig.out");
+    let mut child = env
+        .cmd(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 9' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::fs::File::create(&outp).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(10, "exec'd shell ready", || read(&outp).contains("ready"));
+    // SAFETY: signalling the runtime process we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(9));
+    assert!(read(&outp).contains("got-term"));
+}
+
+/// Freezes (or thaws) the cgroup of `pid` directly, as `pause`/`resume` would.
+fn set_frozen(pid: i64, frozen: bool) {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for l in cg.lines() {
+        let f: Vec<&str> = l.splitn(3, ':').collect();
+        if f[1].split(',').any(|c| c == "freezer") {
+            let p = format!("/sys/fs/cgroup/freezer{}/freezer.state", f[2]);
+            std::fs::write(p, if frozen { "FROZEN" } else { "THAWED" }).unwrap();
+            return;
+        }
+    }
+    let path = cg.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    for mnt in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let p = format!("{mnt}{path}/cgroup.freeze");
+        if Path::new(&p).exists() {
+            std::fs::write(p, if frozen { "1" } else { "0" }).unwrap();
+            return;
+        }
+    }
+    panic!("no freezer for pid {pid}");
+}
+
+#[test]
+fn paused_container_refuses_exec() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let pid = init_pid(&env, &id);
+    set_frozen(pid, true);
+    wait_until(10, "paused", || env.status(&id) == "paused");
+    let o = env.rt(&["exec", &id, "true"]);
+    set_frozen(pid, false);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        err(&o).contains("cannot exec in a paused container (use --ignore-paused to override)"),
+        "{}",
+        err(&o)
+    );
+    wait_until(10, "running", || env.status(&id) == "running");
+    env.ok(&["exec", &id, "true"]);
+}
+
+#[test]
 fn preserve_fds() {
     require_root!();
     let env = Env::new();
