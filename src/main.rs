@@ -63,8 +63,8 @@ fn main() {
         }
     };
     let preserve = match &cli.command {
-        Command::Create(a) => a.preserve_fds,
-        Command::Run(a) => a.create.preserve_fds,
+        Command::Create(a) => a.preserve_fds + rruntime::activation::listen_fds(),
+        Command::Run(a) => a.create.preserve_fds + rruntime::activation::listen_fds(),
         Command::Exec(a) => a.preserve_fds,
         _ => 0,
     };

@@ -85,6 +85,7 @@ mod pids;
 mod rdma;
 mod remove;
 pub mod stats;
+pub mod unset;
 mod v1;
 pub mod v2;
 

@@ -26,7 +26,13 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
             )))
         }
     }
+    let notify = crate::notify::bind(&dir.path.join(crate::notify::STATE_SUBDIR))?;
     start_container(&dir, &st)?;
+    if let Some(n) = notify {
+        // Release the container's lock while waiting for READY: kill/delete must still work.
+        drop(dir);
+        n.wait_and_relay(st.pid, st.pid_start)?;
+    }
     Ok(0)
 }
 

@@ -25,7 +25,7 @@ use super::sync::{self, Msg};
 use crate::capabilities::{self, CapSets};
 use crate::cgroups::{self, CgroupManager, CgroupOptions};
 use crate::container::{OciState, Status};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::logging;
 use crate::namespaces;
@@ -49,6 +49,8 @@ pub struct CreateOpts<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// sd_notify requested: make the state dir's `notify` directory (see `crate::notify`).
+    pub notify: bool,
     pub cgroup_opts: CgroupOptions,
 }
 
@@ -182,6 +184,10 @@ fn create_inner(
     let spec = &b.spec;
     let linux = spec.linux().as_ref();
     dir.make_fifo()?;
+    if o.notify {
+        let d = dir.path.join(crate::notify::STATE_SUBDIR);
+        std::fs::create_dir(&d).ctx(|| format!("create {}", d.display()))?;
+    }
     let state_dir = dir.open_path_fd()?;
 
     let cgroups_path = linux

@@ -160,6 +160,7 @@ impl Manager {
         devices_target: Option<&Emulator>,
         fresh: &dyn Fn(&Path) -> bool,
     ) -> Result<()> {
+        let r = &*crate::cgroups::unset::without_zeros(r);
         self.check(r, devices_target.is_some())?;
         if let Some(c) = r.cpu().as_ref().filter(|c| cpu::is_set_cpuset(c)) {
             let h = self.need("cpuset", "linux.resources.cpu.cpus/mems")?;

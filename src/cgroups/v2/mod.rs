@@ -82,6 +82,7 @@ impl Manager {
 
     /// Writes the resources in runc's order, the device filter, and `unified` last.
     fn set(&self, r: &LinuxResources, devices: Option<&Emulator>, fresh: bool) -> Result<()> {
+        let r = &*crate::cgroups::unset::without_zeros(r);
         Self::check(r)?;
         let dir = self.dir()?;
         if let Some(p) = r.pids().as_ref().filter(|p| pids::is_set(p)) {
