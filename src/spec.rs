@@ -154,6 +154,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    crate::rootfs::idmap::validate(spec)?;
     if let Some(p) = spec.process() {
         validate_process(p)?;
     }

@@ -7,6 +7,7 @@
 pub mod cgroupfs;
 mod copyup;
 pub mod devices;
+pub mod idmap;
 pub mod mount_opts;
 pub mod mounts;
 pub mod safe_path;
@@ -30,6 +31,8 @@ pub struct RootfsConfig<'a> {
     pub cgroupns: bool,
     pub no_pivot: bool,
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
+    /// Detached idmapped trees made by the runtime, by `mounts[]` index.
+    pub idmapped: &'a [Option<std::os::fd::RawFd>],
 }
 
 fn propagation_flag(name: &str) -> Option<MsFlags> {
@@ -104,10 +107,11 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
         userns: c.userns,
         cgroupns: c.cgroupns,
         cgroup_mounts: c.cgroup_mounts,
+        idmapped: c.idmapped,
     };
     if let Some(ms) = c.spec.mounts() {
-        for m in ms {
-            mounts::mount_entry(&ctx, m)?;
+        for (i, m) in ms.iter().enumerate() {
+            mounts::mount_entry(&ctx, i, m)?;
         }
     }
     if !dev_is_bind(c.spec) {
