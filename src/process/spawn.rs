@@ -1,14 +1,18 @@
-//! The runtime side of `create`: everything is validated first, then the state dir, fifo and
-//! cgroup are made, the init is cloned (one clone with all new namespaces when nothing has to
-//! be joined), and the two sides follow a fixed sequence:
+//! The runtime side of `create`: everything is validated first (including how the id maps will
+//! be written and whether /etc/subuid allows them), idmapped mount sources are prepared as
+//! detached trees, then the state dir, fifo and cgroup are made, the init is cloned (one clone
+//! with all new namespaces when nothing has to be joined and there is no time namespace), and the
+//! two sides follow a fixed sequence:
 //!
 //! ```text
 //! runtime                                   init
 //! clone ──────────────────────────────────▶ (two-step only: join namespaces,
 //!   ◀── UserNsReady(pid) / MappingsDone ──▶  unshare user ns, unshare the rest,
+//!                                            write time offsets, setresuid 0,
 //!   ◀── InitPid(pid) ──────────────────────  fork into new PID/time ns)
 //! write id maps, cgroup add, state.json
-//! Go(host pid) ───────────────────────────▶ cgroupns, mounts
+//! Go(host pid) ───────────────────────────▶ non-dumpable, cgroupns, mounts (idmapped
+//!                                           trees attached with move_mount)
 //!   ◀── HooksRequest ──────────────────────
 //! prestart + createRuntime hooks
 //! HooksDone ──────────────────────────────▶ createContainer hooks, pivot_root, console,
@@ -16,6 +20,12 @@
 //!   ◀── Ready ─────────────────────────────  then blocks opening exec.fifo
 //! pid file; exit (init is re-parented)
 //! ```
+//!
+//! Id maps ([`crate::userns::MapPlan`]) are written by the runtime while the init waits: right
+//! after the single clone (the init waits for `Go`), or between `UserNsReady` and `MappingsDone`.
+//! Writing them directly needs the init's /proc files to belong to the runtime's user, so an
+//! init in a new user namespace is dumpable exactly while an unprivileged runtime writes them;
+//! newuidmap/newgidmap are run for ranges beyond the runtime's own id.
 //!
 //! Any failure kills the init and removes the cgroup and state dir: the host is left as if the
 //! create had never been attempted.
