@@ -134,6 +134,26 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 "linux.uidMappings/gidMappings: user namespace mappings require a user namespace",
             ));
         }
+        let new_user = l.namespaces().iter().flatten().any(|n| {
+            n.typ() == LinuxNamespaceType::User
+                && n.path().as_ref().map_or(true, |p| p.as_os_str().is_empty())
+        });
+        if new_user {
+            for (field, m) in [
+                ("linux.uidMappings", l.uid_mappings()),
+                ("linux.gidMappings", l.gid_mappings()),
+            ] {
+                let m = m.as_deref().unwrap_or_default();
+                if m.is_empty() {
+                    return Err(Error::config(format!(
+                        "{field}: a new user namespace needs mappings (nothing would be mapped)"
+                    )));
+                }
+                if m.iter().any(|r| r.size() == 0) {
+                    return Err(Error::config(format!("{field}: a mapping has size 0")));
+                }
+            }
+        }
         if let Some(sysctl) = l.sysctl() {
             for key in sysctl.keys() {
                 validate_sysctl(spec, key)?;
@@ -370,6 +390,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("bind mounts only"));
+    }
+
+    #[test]
+    fn new_userns_needs_mappings() {
+        let ns = r#""namespaces":[{"type":"user"}]"#;
+        let e = spec(&format!(r#"{{{BASE},"linux":{{{ns}}}}}"#)).unwrap_err();
+        assert!(e.to_string().contains("linux.uidMappings"), "{e}");
+        let m = r#"[{"containerID":0,"hostID":1000,"size":1}]"#;
+        let ok = format!(r#"{{{BASE},"linux":{{{ns},"uidMappings":{m},"gidMappings":{m}}}}}"#);
+        assert!(spec(&ok).is_ok());
+        let joined = r#""namespaces":[{"type":"user","path":"/proc/1/ns/user"}]"#;
+        assert!(spec(&format!(r#"{{{BASE},"linux":{{{joined}}}}}"#)).is_ok());
     }
 
     #[test]

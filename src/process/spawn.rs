@@ -109,6 +109,12 @@ struct Prepared {
 fn prepare(b: &Bundle) -> Result<Prepared> {
     let spec = &b.spec;
     let plan = namespaces::plan(spec)?;
+    if !nix::unistd::geteuid().is_root() && !plan.has(LinuxNamespaceType::User) {
+        return Err(Error::config(
+            "linux.namespaces: a rootless container needs a user namespace (add {\"type\": \"user\"}; \
+             `rruntime spec --rootless` writes such a config)",
+        ));
+    }
     let maps = if plan.has_new(LinuxNamespaceType::User) {
         crate::userns::MapPlan::new(spec, &crate::userns::Caller::current())?
     } else {
