@@ -161,13 +161,46 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 "linux.uidMappings/gidMappings: user namespace mappings require a user namespace",
             ));
         }
+        let new_user = l.namespaces().iter().flatten().any(|n| {
+            n.typ() == LinuxNamespaceType::User
+                && n.path().as_ref().map_or(true, |p| p.as_os_str().is_empty())
+        });
+        if new_user {
+            for (field, m) in [
+                ("linux.uidMappings", l.uid_mappings()),
+                ("linux.gidMappings", l.gid_mappings()),
+            ] {
+                let m = m.as_deref().unwrap_or_default();
+                if m.is_empty() {
+                    return Err(Error::config(format!(
+                        "{field}: a new user namespace needs mappings (nothing would be mapped)"
+                    )));
+                }
+                if m.iter().any(|r| r.size() == 0) {
+                    return Err(Error::config(format!("{field}: a mapping has size 0")));
+                }
+            }
+        }
         if let Some(sysctl) = l.sysctl() {
             for key in sysctl.keys() {
                 validate_sysctl(spec, key)?;
             }
         }
         if has_ns(spec, LinuxNamespaceType::Time) {
-            // Offsets are applied when the time namespace is new; nothing else to check here.
+            // Offsets are applied when the time namespace is new.
+            for (clock, o) in l.time_offsets().iter().flatten() {
+                if clock != "monotonic" && clock != "boottime" {
+                    return Err(Error::config(format!(
+                        "linux.timeOffsets: unknown clock {clock:?} (only monotonic and \
+                         boottime can be offset)"
+                    )));
+                }
+                if o.nanosecs().unwrap_or(0) >= 1_000_000_000 {
+                    return Err(Error::config(format!(
+                        "linux.timeOffsets: {clock}: nanosecs must be below 1000000000"
+                    )));
+                }
+            }
         } else if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
             return Err(Error::config(
                 "linux.timeOffsets: time offsets require a time namespace",
@@ -181,6 +214,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    crate::rootfs::idmap::validate(spec)?;
     if let Some(p) = spec.process() {
         validate_process(p)?;
     }
@@ -346,6 +380,63 @@ mod tests {
         assert!(spec(j).unwrap_err().to_string().contains("args"));
         let j = r#"{"root":{"path":"r"},"process":{"user":{"uid":0,"gid":0},"args":["a"],"cwd":"rel"}}"#;
         assert!(spec(j).unwrap_err().to_string().contains("cwd"));
+    }
+
+    #[test]
+    fn time_offsets_checked() {
+        let ns = r#""namespaces":[{"type":"time"}]"#;
+        let ok = format!(
+            r#"{{{BASE},"linux":{{{ns},"timeOffsets":{{"boottime":{{"secs":5}},"monotonic":{{"secs":-2,"nanosecs":3}}}}}}}}"#
+        );
+        assert!(spec(&ok).is_ok());
+        let bad =
+            format!(r#"{{{BASE},"linux":{{{ns},"timeOffsets":{{"realtime":{{"secs":5}}}}}}}}"#);
+        assert!(spec(&bad).unwrap_err().to_string().contains("realtime"));
+        let bad = format!(
+            r#"{{{BASE},"linux":{{{ns},"timeOffsets":{{"boottime":{{"nanosecs":1000000000}}}}}}}}"#
+        );
+        assert!(spec(&bad).unwrap_err().to_string().contains("nanosecs"));
+        let no_ns = format!(r#"{{{BASE},"linux":{{"timeOffsets":{{"boottime":{{"secs":5}}}}}}}}"#);
+        assert!(spec(&no_ns)
+            .unwrap_err()
+            .to_string()
+            .contains("time namespace"));
+    }
+
+    #[test]
+    fn idmapped_mounts_checked() {
+        let m = |extra: &str| {
+            format!(
+                r#"{{{BASE},"mounts":[{{"destination":"/m","source":"/tmp","type":"bind",{extra}}}]}}"#
+            )
+        };
+        let maps = r#""uidMappings":[{"containerID":0,"hostID":1000,"size":1}],"gidMappings":[{"containerID":0,"hostID":1000,"size":1}]"#;
+        assert!(spec(&m(&format!(r#""options":["bind","idmap"],{maps}"#))).is_ok());
+        let half = r#""options":["bind"],"uidMappings":[{"containerID":0,"hostID":1000,"size":1}]"#;
+        assert!(spec(&m(half)).unwrap_err().to_string().contains("together"));
+        let e = spec(&m(r#""options":["rbind","ridmap"]"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user namespace"), "{e}");
+        let tmpfs = format!(
+            r#"{{{BASE},"mounts":[{{"destination":"/m","source":"tmpfs","type":"tmpfs","options":["idmap"],{maps}}}]}}"#
+        );
+        assert!(spec(&tmpfs)
+            .unwrap_err()
+            .to_string()
+            .contains("bind mounts only"));
+    }
+
+    #[test]
+    fn new_userns_needs_mappings() {
+        let ns = r#""namespaces":[{"type":"user"}]"#;
+        let e = spec(&format!(r#"{{{BASE},"linux":{{{ns}}}}}"#)).unwrap_err();
+        assert!(e.to_string().contains("linux.uidMappings"), "{e}");
+        let m = r#"[{"containerID":0,"hostID":1000,"size":1}]"#;
+        let ok = format!(r#"{{{BASE},"linux":{{{ns},"uidMappings":{m},"gidMappings":{m}}}}}"#);
+        assert!(spec(&ok).is_ok());
+        let joined = r#""namespaces":[{"type":"user","path":"/proc/1/ns/user"}]"#;
+        assert!(spec(&format!(r#"{{{BASE},"linux":{{{joined}}}}}"#)).is_ok());
     }
 
     #[test]

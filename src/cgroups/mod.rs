@@ -310,8 +310,9 @@ pub fn new_manager_in(
 
 /// Rebuilds the manager of an existing container.
 pub fn from_state(st: &CgroupState, opts: &CgroupOptions) -> Result<Box<dyn CgroupManager>> {
-    if st.hierarchies.is_empty() {
-        // A state from before directories were recorded: resolve the path again.
+    if st.hierarchies.is_empty() && !opts.rootless {
+        // A state from before directories were recorded: resolve the path again. (Rootless
+        // containers that could not create a cgroup have none on purpose.)
         let path = if st.path.starts_with('/') {
             CgroupPath::Absolute(path::clean(&st.path))
         } else {

@@ -93,8 +93,15 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         join |= namespaces::clone_flag(ns.typ());
         userns |= ns.typ() == LinuxNamespaceType::User;
     }
-    let for_children =
+    let mut for_children =
         join & (CloneFlags::CLONE_NEWPID | CloneFlags::from_bits_retain(libc::CLONE_NEWTIME));
+    // Entering a PID or time namespace for our children needs CAP_SYS_ADMIN in our own user
+    // namespace too; an unprivileged runtime has it only inside the container's user namespace
+    // (which it owns), so it enters that one first, in the same call. Its host credentials stay
+    // what they were (same uid, no host capabilities to lose).
+    if userns && !for_children.is_empty() && !nix::unistd::geteuid().is_root() {
+        for_children |= CloneFlags::CLONE_NEWUSER;
+    }
     if !for_children.is_empty() {
         nix::sched::setns(&pidfd, for_children).ctx(|| "join the container's PID namespace")?;
     }

@@ -1,14 +1,18 @@
-//! The runtime side of `create`: everything is validated first, then the state dir, fifo and
-//! cgroup are made, the init is cloned (one clone with all new namespaces when nothing has to
-//! be joined), and the two sides follow a fixed sequence:
+//! The runtime side of `create`: everything is validated first (including how the id maps will
+//! be written and whether /etc/subuid allows them), idmapped mount sources are prepared as
+//! detached trees, then the state dir, fifo and cgroup are made, the init is cloned (one clone
+//! with all new namespaces when nothing has to be joined and there is no time namespace), and the
+//! two sides follow a fixed sequence:
 //!
 //! ```text
 //! runtime                                   init
 //! clone ──────────────────────────────────▶ (two-step only: join namespaces,
 //!   ◀── UserNsReady(pid) / MappingsDone ──▶  unshare user ns, unshare the rest,
+//!                                            write time offsets, setresuid 0,
 //!   ◀── InitPid(pid) ──────────────────────  fork into new PID/time ns)
 //! write id maps, cgroup add, state.json
-//! Go(host pid) ───────────────────────────▶ cgroupns, mounts
+//! Go(host pid) ───────────────────────────▶ non-dumpable, cgroupns, mounts (idmapped
+//!                                           trees attached with move_mount)
 //!   ◀── HooksRequest ──────────────────────
 //! prestart + createRuntime hooks
 //! HooksDone ──────────────────────────────▶ createContainer hooks, pivot_root, console,
@@ -16,6 +20,12 @@
 //!   ◀── Ready ─────────────────────────────  then blocks opening exec.fifo
 //! pid file; exit (init is re-parented)
 //! ```
+//!
+//! Id maps ([`crate::userns::MapPlan`]) are written by the runtime while the init waits: right
+//! after the single clone (the init waits for `Go`), or between `UserNsReady` and `MappingsDone`.
+//! Writing them directly needs the init's /proc files to belong to the runtime's user, so an
+//! init in a new user namespace is dumpable exactly while an unprivileged runtime writes them;
+//! newuidmap/newgidmap are run for ranges beyond the runtime's own id.
 //!
 //! Any failure kills the init and removes the cgroup and state dir: the host is left as if the
 //! create had never been attempted.
@@ -64,27 +74,34 @@ pub struct Created {
 
 fn owner_name() -> String {
     let uid = nix::unistd::geteuid().as_raw();
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
-            })
-        })
-        .unwrap_or_else(|| uid.to_string())
+    crate::userns::user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
 /// Things prepared before the host is touched.
 struct Prepared {
     plan: namespaces::Plan,
+    /// How the id maps of a new user namespace get written (checked against /etc/subuid).
+    maps: crate::userns::MapPlan,
     caps: Option<CapSets>,
     seccomp: Option<seccomp::CompiledFilter>,
+    /// Detached idmapped copies of idmapped mount sources (the init inherits them).
+    idmapped: crate::rootfs::idmap::Sources,
 }
 
 fn prepare(b: &Bundle) -> Result<Prepared> {
     let spec = &b.spec;
     let plan = namespaces::plan(spec)?;
+    if !nix::unistd::geteuid().is_root() && !plan.has(LinuxNamespaceType::User) {
+        return Err(Error::config(
+            "linux.namespaces: a rootless container needs a user namespace (add {\"type\": \"user\"}; \
+             `rruntime spec --rootless` writes such a config)",
+        ));
+    }
+    let maps = if plan.has_new(LinuxNamespaceType::User) {
+        crate::userns::MapPlan::new(spec, &crate::userns::Caller::current())?
+    } else {
+        crate::userns::MapPlan::default()
+    };
     let caps = match spec
         .process()
         .as_ref()
@@ -108,10 +125,14 @@ fn prepare(b: &Bundle) -> Result<Prepared> {
     };
     crate::rootfs::rootfs_propagation(spec)?;
     super::attrs::check_intel_rdt(spec)?;
+    // Detached copies only: nothing is attached anywhere until the init does it.
+    let idmapped = crate::rootfs::idmap::prepare(spec, &b.dir, &plan)?;
     Ok(Prepared {
         plan,
+        maps,
         caps,
         seccomp,
+        idmapped,
     })
 }
 
@@ -237,13 +258,18 @@ fn create_inner(
     dir.save(&state)?;
     logging::phase("state");
 
+    let wanted = cg.state().hierarchies;
     cg.create(Some(&resources))?;
     let cg = cg_slot.insert(cg);
+    if o.cgroup_opts.rootless {
+        rootless_cgroup_check(&wanted, &cg.state().hierarchies, &resources)?;
+    }
     state.cgroup = cg.state();
     let cgroup_mounts = cg.mounts();
     logging::phase("cgroup");
 
     let plan = &prep.plan;
+    let idmapped_fds = prep.idmapped.raw();
     let newtime = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     let two_step = !plan.join.is_empty() || plan.new.contains(newtime);
     let (parent_ch, child_ch) = sync::pair()?;
@@ -282,6 +308,8 @@ fn create_inner(
         cgroup_mounts: &cgroup_mounts,
         close_now: [o.root.fd().as_raw_fd(), dir.fd().as_raw_fd()],
         cgroup_join: &join,
+        idmapped: &idmapped_fds,
+        rootless: !nix::unistd::geteuid().is_root(),
     };
     let clone_flags = if two_step {
         CloneFlags::empty()
@@ -319,7 +347,7 @@ fn create_inner(
         let init_pid = loop {
             match parent_ch.recv()? {
                 Some(Msg::UserNsReady(p)) => {
-                    crate::userns::write_mappings(p, spec)?;
+                    prep.maps.write(p)?;
                     parent_ch.send(&Msg::MappingsDone)?;
                 }
                 Some(Msg::InitPid(p)) => break p,
@@ -337,7 +365,9 @@ fn create_inner(
         init_pid
     } else {
         if plan.has_new(LinuxNamespaceType::User) {
-            crate::userns::write_mappings(pid, spec)?;
+            // The init waits for Go (and stays dumpable until then, so that an unprivileged
+            // runtime may write its /proc files).
+            prep.maps.write(pid)?;
         }
         pid
     };
@@ -387,6 +417,60 @@ fn create_inner(
         crate::state::write_pid_file(p, init_pid)?;
     }
     Ok((state, spawned.init.is_none()))
+}
+
+/// Rootless: hierarchies the user may not write are skipped (runc's `--rootless auto`), with a
+/// warning; but limits the config asks for must not be dropped silently.
+fn rootless_cgroup_check(
+    wanted: &[cgroups::Hierarchy],
+    got: &[cgroups::Hierarchy],
+    resources: &oci_spec::runtime::LinuxResources,
+) -> Result<()> {
+    // (Named v1 hierarchies such as name=systemd are joined best-effort anyway.)
+    let skipped: Vec<String> = wanted
+        .iter()
+        .filter(|w| !w.controllers.starts_with("name=") && !got.iter().any(|g| g.dir == w.dir))
+        .map(|w| w.dir.display().to_string())
+        .collect();
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    let limits = requested_limits(resources);
+    if !limits.is_empty() {
+        return Err(Error::config(format!(
+            "linux.resources: cannot apply {} limits: the rootless runtime may not create \
+             cgroup {} (permission denied)",
+            limits.join(", "),
+            skipped[0]
+        )));
+    }
+    let more = match skipped.len() {
+        1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    logging::warn(format!(
+        "rootless: no permission to create cgroup {}{more}; running without it",
+        skipped[0]
+    ));
+    Ok(())
+}
+
+/// The `linux.resources` sections that set something, other than device rules (those are
+/// never applied rootless).
+fn requested_limits(r: &oci_spec::runtime::LinuxResources) -> Vec<String> {
+    let Ok(serde_json::Value::Object(m)) = serde_json::to_value(r) else {
+        return Vec::new();
+    };
+    let set = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Object(o) => o.values().any(|x| !x.is_null()),
+        serde_json::Value::Array(a) => !a.is_empty(),
+        _ => true,
+    };
+    m.iter()
+        .filter(|(k, v)| k.as_str() != "devices" && set(v))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// Without a mount namespace the init mounts into the host's namespace; remember the

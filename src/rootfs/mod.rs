@@ -8,6 +8,7 @@
 pub mod cgroupfs;
 mod copyup;
 pub mod devices;
+pub mod idmap;
 pub mod mount_opts;
 pub mod mounts;
 pub mod safe_path;
@@ -31,6 +32,8 @@ pub struct RootfsConfig<'a> {
     pub cgroupns: bool,
     pub no_pivot: bool,
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
+    /// Detached idmapped trees made by the runtime, by `mounts[]` index.
+    pub idmapped: &'a [Option<std::os::fd::RawFd>],
 }
 
 fn propagation_flag(name: &str) -> Option<MsFlags> {
@@ -111,10 +114,11 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
             .as_ref()
             .and_then(|l| l.mount_label().as_deref())
             .filter(|l| !l.is_empty() && crate::process::lsm::Lsm::host().selinux_enabled()),
+        idmapped: c.idmapped,
     };
     if let Some(ms) = c.spec.mounts() {
-        for m in ms {
-            mounts::mount_entry(&ctx, m)?;
+        for (i, m) in ms.iter().enumerate() {
+            mounts::mount_entry(&ctx, i, m)?;
         }
     }
     if !dev_is_bind(c.spec) {

@@ -702,3 +702,287 @@ pub fn sections(out: &str) -> std::collections::HashMap<String, String> {
     }
     m
 }
+
+// ---------------------------------------------------------------------------------------------
+// Unprivileged runs: a test user created (and removed) by the tests themselves.
+
+/// The unprivileged user the rootless tests run the runtime as.
+pub const TEST_USER: &str = "rruntime-test-user";
+
+static USER_REFS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+/// The test user while a test needs it: created on first use (idempotently, with subordinate
+/// id ranges in /etc/subuid and /etc/subgid), removed when the last test of this binary that
+/// holds one is done. Declare it before the environment that runs containers as the user, so
+/// those are deleted first.
+pub struct TestUser {
+    pub name: &'static str,
+    pub uid: u32,
+    pub gid: u32,
+    /// First delegated subordinate uid and gid, and the count of each.
+    pub subuid: (u32, u32),
+    pub subgid: (u32, u32),
+}
+
+fn id_of(flag: &str) -> Option<u32> {
+    let o = Command::new("id").args([flag, TEST_USER]).output().ok()?;
+    String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+}
+
+fn subids(file: &str) -> Option<(u32, u32)> {
+    let c = std::fs::read_to_string(file).ok()?;
+    c.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() == 3 && f[0] == TEST_USER)
+            .then(|| Some((f[1].parse().ok()?, f[2].parse().ok()?)))?
+    })
+}
+
+/// A free subordinate range: past every range already delegated.
+fn free_subid_start() -> u32 {
+    let mut end = 100_000u64;
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        for l in std::fs::read_to_string(file).unwrap_or_default().lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if let (Some(s), Some(c)) = (
+                f.get(1).and_then(|s| s.parse::<u64>().ok()),
+                f.get(2).and_then(|s| s.parse::<u64>().ok()),
+            ) {
+                end = end.max(s + c);
+            }
+        }
+    }
+    end.div_ceil(65536) as u32 * 65536
+}
+
+impl TestUser {
+    pub fn acquire() -> TestUser {
+        let mut refs = USER_REFS.lock().unwrap_or_else(|e| e.into_inner());
+        if id_of("-u").is_none() {
+            let st = Command::new("useradd")
+                .args(["-M", "-s", "/usr/sbin/nologin", TEST_USER])
+                .status()
+                .expect("run useradd");
+            assert!(st.success(), "useradd {TEST_USER} failed");
+        }
+        if subids("/etc/subuid").is_none() || subids("/etc/subgid").is_none() {
+            let s = free_subid_start();
+            let range = format!("{s}-{}", s + 65535);
+            let st = Command::new("usermod")
+                .args(["--add-subuids", &range, "--add-subgids", &range, TEST_USER])
+                .status()
+                .expect("run usermod");
+            assert!(st.success(), "usermod --add-subuids for {TEST_USER} failed");
+        }
+        *refs += 1;
+        TestUser {
+            name: TEST_USER,
+            uid: id_of("-u").expect("test user uid"),
+            gid: id_of("-g").expect("test user gid"),
+            subuid: subids("/etc/subuid").expect("test user subuid range"),
+            subgid: subids("/etc/subgid").expect("test user subgid range"),
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let mut refs = USER_REFS.lock().unwrap_or_else(|e| e.into_inner());
+        *refs -= 1;
+        if *refs == 0 {
+            // userdel also drops the user's /etc/subuid and /etc/subgid lines.
+            let _ = Command::new("userdel")
+                .arg(TEST_USER)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Like [`Env`], but the runtime runs as the test user, with no `--root`: its state goes to
+/// `$XDG_RUNTIME_DIR/rruntime` (a private directory of the user made here). The binary is
+/// copied into the scratch dir so the user can run it wherever the build lives.
+pub struct RootlessEnv {
+    pub user: TestUser,
+    pub tmp: PathBuf,
+    pub xdg: PathBuf,
+    pub bin: PathBuf,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+pub fn chown_r(p: &Path, uid: u32, gid: u32) {
+    let st = Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+impl RootlessEnv {
+    pub fn new() -> RootlessEnv {
+        use std::os::unix::fs::PermissionsExt;
+        let user = TestUser::acquire();
+        let tmp = std::env::temp_dir().join(unique("rruntime-rootless"));
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let xdg = tmp.join("xdg");
+        std::fs::create_dir(&xdg).unwrap();
+        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+        chown_r(&xdg, user.uid, user.gid);
+        let b = tmp.join("rruntime");
+        std::fs::copy(bin(), &b).unwrap();
+        std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).unwrap();
+        RootlessEnv {
+            user,
+            tmp,
+            xdg,
+            bin: b,
+            ids: Default::default(),
+        }
+    }
+
+    /// The user's state root.
+    pub fn state_root(&self) -> PathBuf {
+        self.xdg.join("rruntime")
+    }
+
+    /// A bundle owned by the test user, with a busybox rootfs and `config` (None: no
+    /// config.json, e.g. for `spec --rootless`).
+    pub fn bundle(&self, config: Option<&Value>) -> Bundle {
+        let dir = self.tmp.join(unique("bundle"));
+        make_rootfs(&dir.join("rootfs"));
+        let b = Bundle { dir };
+        if let Some(c) = config {
+            b.write_config(c);
+        }
+        chown_r(&b.dir, self.user.uid, self.user.gid);
+        b
+    }
+
+    pub fn id(&self) -> String {
+        let id = unique("rl");
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    /// `runuser -u USER -- env -i PATH=… XDG_RUNTIME_DIR=… rruntime ARGS…`.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("runuser");
+        c.args(["-u", self.user.name, "--", "env", "-i"])
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .arg(format!("XDG_RUNTIME_DIR={}", self.xdg.display()))
+            .arg(&self.bin)
+            .args(args)
+            .current_dir(&self.tmp)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs, output captured through files (see [`Env::rt`]).
+    pub fn rt(&self, args: &[&str]) -> Output {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let (op, ep) = (
+            self.tmp.join(format!("out-{n}")),
+            self.tmp.join(format!("err-{n}")),
+        );
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&op).unwrap())
+            .stderr(std::fs::File::create(&ep).unwrap())
+            .status()
+            .expect("run rruntime as the test user");
+        let o = Output {
+            status,
+            stdout: std::fs::read(&op).unwrap_or_default(),
+            stderr: std::fs::read(&ep).unwrap_or_default(),
+        };
+        let _ = std::fs::remove_file(op);
+        let _ = std::fs::remove_file(ep);
+        o
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.rt(args);
+        assert!(
+            o.status.success(),
+            "rootless rruntime {args:?} failed: {}\nstderr: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.rt(args);
+        assert!(
+            !o.status.success(),
+            "rootless rruntime {args:?} unexpectedly succeeded; stdout: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
+    }
+
+    /// Nothing of `id` is left: no state dir under $XDG_RUNTIME_DIR/rruntime, no cgroup, no
+    /// process (`pid` when known), no mount under the bundle.
+    pub fn assert_no_leaks(&self, id: &str, pid: Option<i32>, bundle: &Bundle) {
+        assert!(
+            !self.state_root().join(id).exists(),
+            "state dir of {id} left in {}",
+            self.state_root().display()
+        );
+        let cg = find_cgroup_dirs(id);
+        assert!(cg.is_empty(), "cgroup dirs of {id} left: {cg:?}");
+        if let Some(p) = pid {
+            wait_until(10, "the container's init to be gone", || {
+                !Path::new(&format!("/proc/{p}")).exists()
+                    || std::fs::read_to_string(format!("/proc/{p}/stat"))
+                        .is_ok_and(|s| s.contains(") Z "))
+            });
+        }
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let d = bundle.dir.to_string_lossy();
+        let left: Vec<&str> = mi.lines().filter(|l| l.contains(d.as_ref())).collect();
+        assert!(left.is_empty(), "mounts left under {d}: {left:?}");
+    }
+}
+
+impl Drop for RootlessEnv {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self
+                .cmd(&["delete", "--force", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// Owner uid and gid of a host file.
+pub fn owner(p: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
+    (m.uid(), m.gid())
+}
+
+/// A scratch directory for bind mounts, owned by `uid:gid`, mode 0755.
+pub fn scratch_dir(base: &Path, uid: u32, gid: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = base.join(unique("data"));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    nix::unistd::chown(
+        &d,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .unwrap();
+    d
+}
