@@ -250,16 +250,31 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// `ps [--format|-f table|json] ID [PS-ARGS…]`: like runc, flags are only recognised before
+/// the container id; everything after it goes to ps(1) untouched (`ps ID -f`, `ps ID -o pid`).
 #[derive(Args, Debug, Clone)]
 pub struct PsArgs {
     /// Output format: table or json
-    #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
-    pub format: ListFormat,
-    /// Container id
-    pub id: String,
-    /// Arguments passed to ps(1)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub ps_args: Vec<String>,
+    #[arg(short = 'f', long, default_value = "table", value_name = "table|json")]
+    pub format: String,
+    /// Container id, then the arguments passed to ps(1) (default: -ef)
+    #[arg(
+        required = true,
+        value_name = "ID [PS-ARGS]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..
+    )]
+    pub args: Vec<String>,
+}
+
+impl PsArgs {
+    pub fn id(&self) -> &str {
+        self.args.first().map(String::as_str).unwrap_or_default()
+    }
+    pub fn ps_args(&self) -> &[String] {
+        self.args.get(1..).unwrap_or_default()
+    }
 }
 
 #[derive(Args, Debug, Clone)]

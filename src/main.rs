@@ -40,7 +40,7 @@ fn dispatch(cli: &Cli) -> rruntime::Result<i32> {
         Command::Delete(a) => commands::delete::run(&ctx, a),
         Command::List(a) => commands::list::run(&ctx, a),
         Command::Exec(_) => commands::unsupported::run("exec"),
-        Command::Ps(_) => commands::unsupported::run("ps"),
+        Command::Ps(a) => commands::ps::run(&ctx, a),
         Command::Pause(a) => commands::pause::run(&ctx, &a.id),
         Command::Resume(a) => commands::resume::run(&ctx, &a.id),
         Command::Events(_) => commands::unsupported::run("events"),

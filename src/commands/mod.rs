@@ -7,6 +7,7 @@ pub mod features;
 pub mod kill;
 pub mod list;
 pub mod pause;
+pub mod ps;
 pub mod resume;
 pub mod run;
 pub mod spec;
