@@ -44,7 +44,7 @@ fn dispatch(cli: &Cli) -> rruntime::Result<i32> {
         Command::Pause(a) => commands::pause::run(&ctx, &a.id),
         Command::Resume(a) => commands::resume::run(&ctx, &a.id),
         Command::Events(_) => commands::unsupported::run("events"),
-        Command::Update(_) => commands::unsupported::run("update"),
+        Command::Update(a) => commands::update::run(&ctx, a),
         Command::Checkpoint(_) => commands::unsupported::run("checkpoint"),
         Command::Restore(_) => commands::unsupported::run("restore"),
         Command::Spec(_) | Command::Features => unreachable!("handled above"),

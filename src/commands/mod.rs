@@ -14,6 +14,7 @@ pub mod spec;
 pub mod start;
 pub mod state;
 pub mod unsupported;
+pub mod update;
 
 use crate::cgroups::CgroupOptions;
 use crate::cli::GlobalOpts;
