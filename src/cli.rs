@@ -279,8 +279,13 @@ impl PsArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct EventsArgs {
-    /// Interval between stats (e.g. 5s, 500ms)
-    #[arg(long, default_value = "5s")]
+    /// Interval between stats lines, a Go duration (5s, 500ms, 1m30s)
+    #[arg(
+        long,
+        default_value = "5s",
+        value_name = "DURATION",
+        allow_hyphen_values = true
+    )]
     pub interval: String,
     /// Print the stats once and exit
     #[arg(long)]

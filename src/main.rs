@@ -43,7 +43,7 @@ fn dispatch(cli: &Cli) -> rruntime::Result<i32> {
         Command::Ps(a) => commands::ps::run(&ctx, a),
         Command::Pause(a) => commands::pause::run(&ctx, &a.id),
         Command::Resume(a) => commands::resume::run(&ctx, &a.id),
-        Command::Events(_) => commands::unsupported::run("events"),
+        Command::Events(a) => commands::events::run(&ctx, a),
         Command::Update(a) => commands::update::run(&ctx, a),
         Command::Checkpoint(_) => commands::unsupported::run("checkpoint"),
         Command::Restore(_) => commands::unsupported::run("restore"),
