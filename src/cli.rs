@@ -545,6 +545,55 @@ mod tests {
     }
 
     #[test]
+    fn ps_flags_only_before_the_id() {
+        match parse(&["rruntime", "ps", "-f", "json", "c1"]).command {
+            Command::Ps(p) => {
+                assert_eq!(p.format, "json");
+                assert_eq!(p.id(), "c1");
+                assert!(p.ps_args().is_empty());
+            }
+            _ => panic!(),
+        }
+        match parse(&["rruntime", "ps", "c1", "-f", "-e", "--format", "x"]).command {
+            Command::Ps(p) => {
+                assert_eq!(p.format, "table");
+                assert_eq!(p.id(), "c1");
+                assert_eq!(p.ps_args(), ["-f", "-e", "--format", "x"]);
+            }
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn negative_values_for_update_and_events() {
+        match parse(&[
+            "rruntime",
+            "update",
+            "--memory",
+            "-1",
+            "--cpu-quota=-1",
+            "c1",
+        ])
+        .command
+        {
+            Command::Update(u) => {
+                assert_eq!(u.memory.as_deref(), Some("-1"));
+                assert_eq!(u.cpu_quota.as_deref(), Some("-1"));
+                assert_eq!(u.id, "c1");
+            }
+            _ => panic!(),
+        }
+        match parse(&["rruntime", "update", "-r", "-", "c1"]).command {
+            Command::Update(u) => assert_eq!(u.resources.as_deref(), Some("-")),
+            _ => panic!(),
+        }
+        match parse(&["rruntime", "events", "--interval", "-1s", "c1"]).command {
+            Command::Events(e) => assert_eq!(e.interval, "-1s"),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
     fn rootless_value_forms() {
         assert_eq!(
             parse(&["rruntime", "--rootless", "auto", "list"])
