@@ -94,7 +94,7 @@ pub fn run(ctx: &Ctx, a: &crate::cli::EventsArgs) -> Result<i32> {
         }
     };
     let period = Duration::from_nanos(interval as u64);
-    let mut next = Instant::now() + period;
+    let mut next = after(Instant::now(), period);
     loop {
         let now = Instant::now();
         let left = next.saturating_duration_since(now);
@@ -143,12 +143,23 @@ pub fn run(ctx: &Ctx, a: &crate::cli::EventsArgs) -> Result<i32> {
                 }
                 Err(e) => logging::warn(format!("events: {e}")),
             }
+            // Like Go's ticker, ticks missed while busy are dropped (the phase is kept).
             let now = Instant::now();
-            while next <= now {
-                next += period;
+            if next <= now {
+                let late = (now - next).as_nanos() % period.as_nanos();
+                next = after(
+                    now,
+                    period.saturating_sub(Duration::from_nanos(late as u64)),
+                );
             }
         }
     }
+}
+
+/// `t + d`, or a time far enough away for durations no clock can reach.
+fn after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .unwrap_or_else(|| t + Duration::from_secs(100 * 365 * 86_400))
 }
 
 enum Flow {
