@@ -1095,6 +1095,18 @@ fn v2_subset_inner() {
         assert!(ev["data"]["hugetlb"].get("2MB").is_some(), "{out}");
     }
 
+    // The stream: without a memory controller there are no OOM notifications; rruntime says
+    // so once and streams stats until the container stops.
+    let mut ev = Bg::spawn(&env, &["events", "--interval", "100ms", &c.id]);
+    wait_until(30, "two stats lines", || ev.lines().len() >= 2);
+    if !has("memory") {
+        assert!(
+            read(&ev.err).contains("no OOM notifications"),
+            "{}",
+            read(&ev.err)
+        );
+    }
+
     // update of a resource whose controller this cgroup2 lacks: one line naming it.
     if !has("pids") {
         one_line_error(&env, &["update", "--pids-limit", "5", &c.id], "pids");
@@ -1110,6 +1122,7 @@ fn v2_subset_inner() {
     wait_until(30, "the container to stop", || {
         env.status(&c.id) == "stopped"
     });
+    assert_eq!(ev.wait(30), 0, "events: {}", read(&ev.err));
     env.ok(&["delete", &c.id]);
     env.assert_no_leaks(&c.id, Some(&c.bundle));
 }
