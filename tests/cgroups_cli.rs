@@ -313,9 +313,11 @@ fn pids_limit_stops_a_fork_bomb_at_ten() {
     let (rc, out) = c.sh(bomb);
     assert_ne!(rc, 0);
     assert!(out.contains("can't fork"), "{out}");
-    // At the failed fork: the init, the bomb's shell and 8 sleepers = 10 tasks.
-    assert_eq!(sleepers(), 8);
+    // At the failed fork: the init, the bomb's shell and 8 children = 10 tasks; the shell is
+    // gone now. (The last children may still be between fork and exec of sleep.)
     assert_eq!(c.cg_read("pids", "pids.current"), "9");
+    assert_eq!(c.ps_json().len(), 9);
+    wait_until(30, "8 sleepers", || sleepers() == 8);
     let denied: u64 = c
         .cg_read("pids", "pids.events")
         .strip_prefix("max ")
@@ -331,7 +333,8 @@ fn pids_limit_stops_a_fork_bomb_at_ten() {
     env.ok(&["update", "--pids-limit", "12", &c.id]);
     assert_eq!(c.cg_read("pids", "pids.max"), "12");
     assert_ne!(c.sh(bomb).0, 0);
-    assert_eq!(sleepers(), 10);
+    assert_eq!(c.cg_read("pids", "pids.current"), "11");
+    wait_until(30, "10 sleepers", || sleepers() == 10);
     c.kill_and_delete();
 }
 
@@ -737,8 +740,9 @@ fn ps_json_and_table() {
     let pids = c.ps_json();
     assert!(pids.contains(&init), "{pids:?} lacks the init {init}");
     let other = *pids.iter().find(|&&p| p != init).unwrap();
-    assert_eq!(cmdline(init), "sleep 2000");
-    assert_eq!(cmdline(other), "sleep 1000");
+    wait_until(30, "both processes to exec sleep", || {
+        cmdline(init) == "sleep 2000" && cmdline(other) == "sleep 1000"
+    });
     let raw = env.ok(&["ps", "-f", "json", &c.id]);
     assert!(
         raw.starts_with('[') && raw.ends_with("]\n") && !raw.contains(' '),
