@@ -3,15 +3,20 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod kill;
 pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod resume;
 pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
 pub mod unsupported;
+pub mod update;
 
 use crate::cgroups::CgroupOptions;
 use crate::cli::GlobalOpts;

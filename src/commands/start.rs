@@ -20,9 +20,14 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
                 "cannot start a container that has stopped".into(),
             ))
         }
+        Status::Running => {
+            return Err(Error::State(
+                "cannot start an already running container".into(),
+            ))
+        }
         s => {
             return Err(Error::State(format!(
-                "cannot start an already {s} container"
+                "cannot start a container in the {s} state"
             )))
         }
     }
