@@ -18,13 +18,14 @@ demo: build
 	./integration/demo.sh target/release/rruntime $(DEMO_DIR)
 
 # Unit tests and root integration tests (tests/ drives the built binary).
+# The test code builds with the quick `ci` profile; integration tests run the release binary.
 test: build
-	cargo test --release -- --test-threads=$${TEST_THREADS:-4}
+	RRUNTIME_TEST_BIN=$(CURDIR)/$(BIN) cargo test --profile ci -- --test-threads=$${TEST_THREADS:-4}
 
 # 1000 sequential container lifecycles with leak checks; prints the time per container of the
 # first and last hundred (SOAK_N=… for another count). `make test` runs a 100-lifecycle version.
 soak: build
-	cargo test --release --test soak -- --ignored --nocapture --test-threads=1 soak_1000
+	RRUNTIME_TEST_BIN=$(CURDIR)/$(BIN) cargo test --profile ci --test soak -- --ignored --nocapture --test-threads=1 soak_1000
 
 clippy:
 	cargo clippy --all-targets -- -D warnings

@@ -8,8 +8,11 @@ use std::path::PathBuf;
 
 pub const SPEC_VERSION: &str = "1.2.0";
 
+/// What `--version` prints after the program name: runc's shape ("runc version 1.1.5",
+/// "commit: …", "spec: …"); Docker parses the first line as `<name> version <version>`.
 fn long_version() -> &'static str {
     concat!(
+        "version ",
         env!("CARGO_PKG_VERSION"),
         "\ncommit: ",
         env!("RRUNTIME_COMMIT"),
@@ -20,7 +23,7 @@ fn long_version() -> &'static str {
 #[derive(Parser, Debug)]
 #[command(
     name = "rruntime",
-    version = env!("CARGO_PKG_VERSION"),
+    version = long_version(),
     long_version = long_version(),
     about = "An OCI container runtime (a drop-in replacement for runc)",
     disable_version_flag = true
@@ -252,22 +255,42 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// `ps [--format|-f table|json] ID [PS-ARGS…]`: like runc, flags are only recognised before
+/// the container id; everything after it goes to ps(1) untouched (`ps ID -f`, `ps ID -o pid`).
 #[derive(Args, Debug, Clone)]
 pub struct PsArgs {
     /// Output format: table or json
-    #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
-    pub format: ListFormat,
-    /// Container id
-    pub id: String,
-    /// Arguments passed to ps(1)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub ps_args: Vec<String>,
+    #[arg(short = 'f', long, default_value = "table", value_name = "table|json")]
+    pub format: String,
+    /// Container id, then the arguments passed to ps(1) (default: -ef)
+    #[arg(
+        required = true,
+        value_name = "ID [PS-ARGS]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..
+    )]
+    pub args: Vec<String>,
+}
+
+impl PsArgs {
+    pub fn id(&self) -> &str {
+        self.args.first().map(String::as_str).unwrap_or_default()
+    }
+    pub fn ps_args(&self) -> &[String] {
+        self.args.get(1..).unwrap_or_default()
+    }
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct EventsArgs {
-    /// Interval between stats (e.g. 5s, 500ms)
-    #[arg(long, default_value = "5s")]
+    /// Interval between stats lines, a Go duration (5s, 500ms, 1m30s)
+    #[arg(
+        long,
+        default_value = "5s",
+        value_name = "DURATION",
+        allow_hyphen_values = true
+    )]
     pub interval: String,
     /// Print the stats once and exit
     #[arg(long)]
@@ -276,39 +299,70 @@ pub struct EventsArgs {
     pub id: String,
 }
 
+/// `update`: values are strings parsed by the command itself so that a bad value gives runc's
+/// one-line "invalid value for …" error instead of a usage screen.
 #[derive(Args, Debug, Clone, Default)]
 pub struct UpdateArgs {
-    /// LinuxResources JSON file, or - for stdin
-    #[arg(short = 'r', long, value_name = "FILE")]
+    /// LinuxResources JSON file, or - for stdin (all other options are then ignored)
+    #[arg(short = 'r', long, value_name = "FILE|-")]
     pub resources: Option<String>,
-    #[arg(long = "blkio-weight")]
-    pub blkio_weight: Option<u16>,
-    #[arg(long = "cpu-period")]
-    pub cpu_period: Option<u64>,
-    #[arg(long = "cpu-quota")]
-    pub cpu_quota: Option<i64>,
-    #[arg(long = "cpu-share")]
-    pub cpu_share: Option<u64>,
-    #[arg(long = "cpu-rt-period")]
-    pub cpu_rt_period: Option<u64>,
-    #[arg(long = "cpu-rt-runtime")]
-    pub cpu_rt_runtime: Option<i64>,
-    #[arg(long = "cpuset-cpus")]
+    /// Block IO weight (10-1000)
+    #[arg(long = "blkio-weight", value_name = "N", allow_hyphen_values = true)]
+    pub blkio_weight: Option<String>,
+    /// CPU CFS period (µs)
+    #[arg(long = "cpu-period", value_name = "N", allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// CPU CFS quota (µs per period; -1 unlimited)
+    #[arg(long = "cpu-quota", value_name = "N", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPU CFS burst (µs)
+    #[arg(long = "cpu-burst", value_name = "N", allow_hyphen_values = true)]
+    pub cpu_burst: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share", value_name = "N", allow_hyphen_values = true)]
+    pub cpu_share: Option<String>,
+    /// CPU realtime period (µs)
+    #[arg(long = "cpu-rt-period", value_name = "N", allow_hyphen_values = true)]
+    pub cpu_rt_period: Option<String>,
+    /// CPU realtime runtime (µs)
+    #[arg(long = "cpu-rt-runtime", value_name = "N", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<String>,
+    /// CPUs to use (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "LIST", allow_hyphen_values = true)]
     pub cpuset_cpus: Option<String>,
-    #[arg(long = "cpuset-mems")]
+    /// Memory nodes to use
+    #[arg(long = "cpuset-mems", value_name = "LIST", allow_hyphen_values = true)]
     pub cpuset_mems: Option<String>,
-    /// Memory limit (bytes, or with k/m/g suffix)
-    #[arg(long)]
+    /// SCHED_IDLE for the cgroup: 0 or 1
+    #[arg(long = "cpu-idle", value_name = "N", allow_hyphen_values = true)]
+    pub cpu_idle: Option<String>,
+    /// Kernel memory limit (obsolete; accepted and ignored, like runc)
+    #[arg(long = "kernel-memory", hide = true, allow_hyphen_values = true)]
+    pub kernel_memory: Option<String>,
+    /// Kernel TCP memory limit (obsolete; accepted and ignored, like runc)
+    #[arg(long = "kernel-memory-tcp", hide = true, allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (bytes, or with a k/m/g suffix; -1 unlimited)
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory: Option<String>,
-    #[arg(long = "memory-reservation")]
+    /// Memory reservation (soft limit)
+    #[arg(
+        long = "memory-reservation",
+        value_name = "SIZE",
+        allow_hyphen_values = true
+    )]
     pub memory_reservation: Option<String>,
-    #[arg(long = "memory-swap")]
+    /// Total memory + swap limit (-1 unlimited)
+    #[arg(long = "memory-swap", value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
-    #[arg(long = "pids-limit")]
-    pub pids_limit: Option<i64>,
-    #[arg(long = "l3-cache-schema")]
+    /// Maximum number of pids (-1 unlimited)
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Intel RDT/CAT L3 cache schema
+    #[arg(long = "l3-cache-schema", allow_hyphen_values = true)]
     pub l3_cache_schema: Option<String>,
-    #[arg(long = "mem-bw-schema")]
+    /// Intel RDT/MBA memory bandwidth schema
+    #[arg(long = "mem-bw-schema", allow_hyphen_values = true)]
     pub mem_bw_schema: Option<String>,
     /// Container id
     pub id: String,
@@ -389,6 +443,15 @@ pub struct RestoreArgs {
 /// and clap reports a non-UTF-8 value where a string is required as a usage error.
 pub fn normalize_args(args: Vec<OsString>) -> Vec<OsString> {
     use clap::CommandFactory;
+    // Building clap's command tree costs time and memory: only do it when some argument
+    // could be a Go-style long flag.
+    let candidate = |a: &OsString| {
+        let b = a.as_bytes();
+        b.len() > 2 && b[0] == b'-' && b[1] != b'-' && b[1].is_ascii_alphabetic()
+    };
+    if !args.iter().skip(1).any(candidate) {
+        return args;
+    }
     let cmd = Cli::command();
     let mut longs: Vec<String> = Vec::new();
     collect_longs(&cmd, &mut longs);
@@ -525,6 +588,55 @@ mod tests {
             vec!["rruntime".into(), bad(b"\xff")],
         ] {
             assert!(Cli::try_parse_from(normalize_args(args)).is_err());
+        }
+    }
+
+    #[test]
+    fn ps_flags_only_before_the_id() {
+        match parse(&["rruntime", "ps", "-f", "json", "c1"]).command {
+            Command::Ps(p) => {
+                assert_eq!(p.format, "json");
+                assert_eq!(p.id(), "c1");
+                assert!(p.ps_args().is_empty());
+            }
+            _ => panic!(),
+        }
+        match parse(&["rruntime", "ps", "c1", "-f", "-e", "--format", "x"]).command {
+            Command::Ps(p) => {
+                assert_eq!(p.format, "table");
+                assert_eq!(p.id(), "c1");
+                assert_eq!(p.ps_args(), ["-f", "-e", "--format", "x"]);
+            }
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn negative_values_for_update_and_events() {
+        match parse(&[
+            "rruntime",
+            "update",
+            "--memory",
+            "-1",
+            "--cpu-quota=-1",
+            "c1",
+        ])
+        .command
+        {
+            Command::Update(u) => {
+                assert_eq!(u.memory.as_deref(), Some("-1"));
+                assert_eq!(u.cpu_quota.as_deref(), Some("-1"));
+                assert_eq!(u.id, "c1");
+            }
+            _ => panic!(),
+        }
+        match parse(&["rruntime", "update", "-r", "-", "c1"]).command {
+            Command::Update(u) => assert_eq!(u.resources.as_deref(), Some("-")),
+            _ => panic!(),
+        }
+        match parse(&["rruntime", "events", "--interval", "-1s", "c1"]).command {
+            Command::Events(e) => assert_eq!(e.interval, "-1s"),
+            _ => panic!(),
         }
     }
 

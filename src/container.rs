@@ -61,14 +61,15 @@ pub fn status(dir: &ContainerDir, st: &State) -> Status {
     if !init_alive(st.pid, st.pid_start) {
         return Status::Stopped;
     }
-    if dir.fifo_exists() {
-        return Status::Created;
-    }
+    // A frozen cgroup is `paused` even before `start` (runc allows pausing a created
+    // container and reports it as paused, checking the freezer before the exec fifo).
     let frozen = cgroups::from_state(&st.cgroup, &CgroupOptions::default())
         .and_then(|m| m.is_frozen())
         .unwrap_or(false);
     if frozen {
         Status::Paused
+    } else if dir.fifo_exists() {
+        Status::Created
     } else {
         Status::Running
     }

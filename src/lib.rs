@@ -5,6 +5,7 @@
 //! (`container`), the spawn path (`process`), the filesystem view (`rootfs`), `cgroups`,
 //! `seccomp`, `capabilities`, `hooks`, `namespaces`, `tty`, `logging`.
 
+pub mod activation;
 pub mod capabilities;
 pub mod cgroups;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod hooks;
 pub mod logging;
 pub mod namespaces;
+pub mod notify;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;

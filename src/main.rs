@@ -40,11 +40,11 @@ fn dispatch(cli: &Cli) -> rruntime::Result<i32> {
         Command::Delete(a) => commands::delete::run(&ctx, a),
         Command::List(a) => commands::list::run(&ctx, a),
         Command::Exec(a) => commands::exec::run(&ctx, a),
-        Command::Ps(_) => commands::unsupported::run("ps"),
-        Command::Pause(_) => commands::unsupported::run("pause"),
-        Command::Resume(_) => commands::unsupported::run("resume"),
-        Command::Events(_) => commands::unsupported::run("events"),
-        Command::Update(_) => commands::unsupported::run("update"),
+        Command::Ps(a) => commands::ps::run(&ctx, a),
+        Command::Pause(a) => commands::pause::run(&ctx, &a.id),
+        Command::Resume(a) => commands::resume::run(&ctx, &a.id),
+        Command::Events(a) => commands::events::run(&ctx, a),
+        Command::Update(a) => commands::update::run(&ctx, a),
         Command::Checkpoint(_) => commands::unsupported::run("checkpoint"),
         Command::Restore(_) => commands::unsupported::run("restore"),
         Command::Spec(_) | Command::Features => unreachable!("handled above"),
@@ -64,8 +64,8 @@ fn main() {
         }
     };
     let preserve = match &cli.command {
-        Command::Create(a) => a.preserve_fds,
-        Command::Run(a) => a.create.preserve_fds,
+        Command::Create(a) => a.preserve_fds + rruntime::activation::listen_fds(),
+        Command::Run(a) => a.create.preserve_fds + rruntime::activation::listen_fds(),
         Command::Exec(a) => a.preserve_fds,
         _ => 0,
     };

@@ -100,14 +100,41 @@ pub fn has_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
 }
 
+/// `ociVersion`: SemVer 2.0.0 with major version 1 (the runtime-spec keeps compatibility
+/// within a major version). An absent (empty) version is tolerated, as runc does.
+fn validate_oci_version(v: &str) -> Result<()> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    let bad = |why: &str| Err(Error::config(format!("ociVersion: {v:?} {why}")));
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() == 1 || !p.starts_with('0'))
+    };
+    if parts.len() != 3 || !parts.iter().all(numeric) {
+        return bad("is not a SemVer version (MAJOR.MINOR.PATCH)");
+    }
+    let rest = &v[core.len()..];
+    if rest.starts_with('-') || rest.starts_with('+') {
+        let ok = rest[1..]
+            .split(['.', '+', '-'])
+            .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if !ok {
+            return bad("is not a SemVer version");
+        }
+    }
+    if parts[0] != "1" {
+        return bad("is not supported (this runtime implements runtime-spec 1.x)");
+    }
+    Ok(())
+}
+
 /// Validates what parsing alone cannot: namespace rules, sysctls, mounts, process fields.
 pub fn validate(spec: &Spec) -> Result<()> {
-    let v = spec.version();
-    if !v.is_empty() && !is_supported_version(v) {
-        return Err(Error::config(format!(
-            "ociVersion: unsupported version {v:?} (this runtime implements 1.x)"
-        )));
-    }
+    validate_oci_version(spec.version())?;
     let linux = spec.linux().as_ref();
     let mut seen = HashSet::new();
     if let Some(nss) = linux.and_then(|l| l.namespaces().as_ref()) {
@@ -152,13 +179,46 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 "linux.uidMappings/gidMappings: user namespace mappings require a user namespace",
             ));
         }
+        let new_user = l.namespaces().iter().flatten().any(|n| {
+            n.typ() == LinuxNamespaceType::User
+                && n.path().as_ref().map_or(true, |p| p.as_os_str().is_empty())
+        });
+        if new_user {
+            for (field, m) in [
+                ("linux.uidMappings", l.uid_mappings()),
+                ("linux.gidMappings", l.gid_mappings()),
+            ] {
+                let m = m.as_deref().unwrap_or_default();
+                if m.is_empty() {
+                    return Err(Error::config(format!(
+                        "{field}: a new user namespace needs mappings (nothing would be mapped)"
+                    )));
+                }
+                if m.iter().any(|r| r.size() == 0) {
+                    return Err(Error::config(format!("{field}: a mapping has size 0")));
+                }
+            }
+        }
         if let Some(sysctl) = l.sysctl() {
             for key in sysctl.keys() {
                 validate_sysctl(spec, key)?;
             }
         }
         if has_ns(spec, LinuxNamespaceType::Time) {
-            // Offsets are applied when the time namespace is new; nothing else to check here.
+            // Offsets are applied when the time namespace is new.
+            for (clock, o) in l.time_offsets().iter().flatten() {
+                if clock != "monotonic" && clock != "boottime" {
+                    return Err(Error::config(format!(
+                        "linux.timeOffsets: unknown clock {clock:?} (only monotonic and \
+                         boottime can be offset)"
+                    )));
+                }
+                if o.nanosecs().unwrap_or(0) >= 1_000_000_000 {
+                    return Err(Error::config(format!(
+                        "linux.timeOffsets: {clock}: nanosecs must be below 1000000000"
+                    )));
+                }
+            }
         } else if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
             return Err(Error::config(
                 "linux.timeOffsets: time offsets require a time namespace",
@@ -172,21 +232,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    crate::rootfs::idmap::validate(spec)?;
     if let Some(p) = spec.process() {
         validate_process(p)?;
     }
     Ok(())
-}
-
-/// `1.MINOR.PATCH[-pre][+build]`: the 1.x versions of the runtime-spec.
-fn is_supported_version(v: &str) -> bool {
-    let core = v.split(['-', '+']).next().unwrap_or("");
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts[0] == "1"
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Checks a Process (from config.json or `exec`).
@@ -274,10 +324,10 @@ mod tests {
     #[test]
     fn versions() {
         for ok in ["1.0.0", "1.0.2-dev", "1.2.0", "1.1.0-rc.1+x"] {
-            assert!(is_supported_version(ok), "{ok}");
+            assert!(validate_oci_version(ok).is_ok(), "{ok}");
         }
         for bad in ["2.0.0", "0.9.0", "1.0", "abc", "1.0.x"] {
-            assert!(!is_supported_version(bad), "{bad}");
+            assert!(validate_oci_version(bad).is_err(), "{bad}");
         }
     }
 
@@ -285,6 +335,25 @@ mod tests {
     fn malformed_json_is_a_clear_error() {
         let e = spec("{not json").unwrap_err().to_string();
         assert!(e.starts_with("config.json: invalid configuration"), "{e}");
+    }
+
+    #[test]
+    fn oci_version_rules() {
+        for ok in [
+            "1.0.0",
+            "1.0.2-dev",
+            "1.2.0",
+            "1.1.0+dev",
+            "1.0.0-rc.1+build.5",
+            "",
+        ] {
+            assert!(validate_oci_version(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "invalid", "1.0", "2.0.0", "0.9.0", "1.0.x", "01.0.0", "1.0.0-", "1..0",
+        ] {
+            assert!(validate_oci_version(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -329,6 +398,63 @@ mod tests {
         assert!(spec(j).unwrap_err().to_string().contains("args"));
         let j = r#"{"root":{"path":"r"},"process":{"user":{"uid":0,"gid":0},"args":["a"],"cwd":"rel"}}"#;
         assert!(spec(j).unwrap_err().to_string().contains("cwd"));
+    }
+
+    #[test]
+    fn time_offsets_checked() {
+        let ns = r#""namespaces":[{"type":"time"}]"#;
+        let ok = format!(
+            r#"{{{BASE},"linux":{{{ns},"timeOffsets":{{"boottime":{{"secs":5}},"monotonic":{{"secs":-2,"nanosecs":3}}}}}}}}"#
+        );
+        assert!(spec(&ok).is_ok());
+        let bad =
+            format!(r#"{{{BASE},"linux":{{{ns},"timeOffsets":{{"realtime":{{"secs":5}}}}}}}}"#);
+        assert!(spec(&bad).unwrap_err().to_string().contains("realtime"));
+        let bad = format!(
+            r#"{{{BASE},"linux":{{{ns},"timeOffsets":{{"boottime":{{"nanosecs":1000000000}}}}}}}}"#
+        );
+        assert!(spec(&bad).unwrap_err().to_string().contains("nanosecs"));
+        let no_ns = format!(r#"{{{BASE},"linux":{{"timeOffsets":{{"boottime":{{"secs":5}}}}}}}}"#);
+        assert!(spec(&no_ns)
+            .unwrap_err()
+            .to_string()
+            .contains("time namespace"));
+    }
+
+    #[test]
+    fn idmapped_mounts_checked() {
+        let m = |extra: &str| {
+            format!(
+                r#"{{{BASE},"mounts":[{{"destination":"/m","source":"/tmp","type":"bind",{extra}}}]}}"#
+            )
+        };
+        let maps = r#""uidMappings":[{"containerID":0,"hostID":1000,"size":1}],"gidMappings":[{"containerID":0,"hostID":1000,"size":1}]"#;
+        assert!(spec(&m(&format!(r#""options":["bind","idmap"],{maps}"#))).is_ok());
+        let half = r#""options":["bind"],"uidMappings":[{"containerID":0,"hostID":1000,"size":1}]"#;
+        assert!(spec(&m(half)).unwrap_err().to_string().contains("together"));
+        let e = spec(&m(r#""options":["rbind","ridmap"]"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user namespace"), "{e}");
+        let tmpfs = format!(
+            r#"{{{BASE},"mounts":[{{"destination":"/m","source":"tmpfs","type":"tmpfs","options":["idmap"],{maps}}}]}}"#
+        );
+        assert!(spec(&tmpfs)
+            .unwrap_err()
+            .to_string()
+            .contains("bind mounts only"));
+    }
+
+    #[test]
+    fn new_userns_needs_mappings() {
+        let ns = r#""namespaces":[{"type":"user"}]"#;
+        let e = spec(&format!(r#"{{{BASE},"linux":{{{ns}}}}}"#)).unwrap_err();
+        assert!(e.to_string().contains("linux.uidMappings"), "{e}");
+        let m = r#"[{"containerID":0,"hostID":1000,"size":1}]"#;
+        let ok = format!(r#"{{{BASE},"linux":{{{ns},"uidMappings":{m},"gidMappings":{m}}}}}"#);
+        assert!(spec(&ok).is_ok());
+        let joined = r#""namespaces":[{"type":"user","path":"/proc/1/ns/user"}]"#;
+        assert!(spec(&format!(r#"{{{BASE},"linux":{{{joined}}}}}"#)).is_ok());
     }
 
     #[test]

@@ -346,6 +346,20 @@ impl ContainerDir {
                 .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
                 .collect();
             for n in names {
+                if n.as_bytes() == crate::notify::STATE_SUBDIR.as_bytes() {
+                    // The sd_notify socket directory (see `crate::notify`).
+                    let _ = nix::unistd::unlinkat(
+                        self.fd.as_fd(),
+                        "notify/notify.sock",
+                        nix::unistd::UnlinkatFlags::NoRemoveDir,
+                    );
+                    let _ = nix::unistd::unlinkat(
+                        self.fd.as_fd(),
+                        n.as_c_str(),
+                        nix::unistd::UnlinkatFlags::RemoveDir,
+                    );
+                    continue;
+                }
                 let r = nix::unistd::unlinkat(
                     self.fd.as_fd(),
                     n.as_c_str(),

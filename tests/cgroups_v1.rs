@@ -285,7 +285,11 @@ fn cgroups_v1_cpu_quota_limits_usage() {
         (0.1..=0.35).contains(&ratio),
         "cpu usage ratio {ratio:.3} outside 0.1..0.35 for a 20% quota"
     );
-    assert!(g.mgr.stats().unwrap().cpu.throttling.throttled_periods > 0);
+    // A loop that got its full 20% was throttled; on a saturated host it may have got less
+    // than its quota without ever hitting it.
+    if ratio >= 0.18 {
+        assert!(g.mgr.stats().unwrap().cpu.throttling.throttled_periods > 0);
+    }
     drop(child);
     g.finish();
 }

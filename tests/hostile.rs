@@ -406,7 +406,7 @@ fn running(env: &Env) -> (String, Bundle, String) {
     let b = env.bundle(&marked_config(&["sleep", "1000"], &mark));
     let id = env.id();
     let o = run_deadline(
-        &env,
+        env,
         &["create", "--bundle", b.path(), &id],
         &[(MARK_VAR, &mark)],
         120,
@@ -467,7 +467,8 @@ fn replaced_state_files() {
     let env = Env::new();
     let (victim, b, mark) = running(&env);
     let real = std::fs::read(env.root.join(&victim).join("state.json")).unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&std::path::Path)>)> = vec![
+    type Corrupt<'a> = Box<dyn Fn(&std::path::Path) + 'a>;
+    let cases: Vec<(&str, Corrupt)> = vec![
         (
             "garbage",
             Box::new(|p| std::fs::write(p, b"\x00\x01garbage").unwrap()),

@@ -380,3 +380,48 @@ fn mount_symlink_escape_stays_inside_rootfs() {
         "host mount table touched"
     );
 }
+
+#[test]
+fn exec_child_is_not_dumpable_inside_the_container() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    env.create(&b, &id);
+    env.ok(&["start", &id]);
+    // An exec paused right after it joined the container's namespaces: still rruntime's code.
+    let errf = env.tmp.join("paused-exec.err");
+    let mut paused = env
+        .cmd(&["exec", &id, "true"])
+        .env("RRUNTIME_FAULT_PAUSE", "exec: joined")
+        .stderr(std::fs::File::create(&errf).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(20, "exec child to pause", || {
+        read(&errf).contains("paused at")
+    });
+    // From inside the container, the paused process (pid 2 there: init is 1) must not expose
+    // the runtime binary through /proc/<pid>/exe.
+    let o = env.rt(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "for p in /proc/[0-9]*; do n=${p#/proc/}; [ $n = 1 ] || [ $n = $$ ] && continue; \
+         grep -q rruntime $p/cmdline 2>/dev/null || continue; \
+         cat $p/exe >/dev/null 2>&1 && echo OPENED $n || echo DENIED $n; done",
+    ]);
+    let _ = paused.kill();
+    let _ = paused.wait();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("DENIED"),
+        "the paused exec process was not found: {out}"
+    );
+    assert!(
+        !out.contains("OPENED"),
+        "runtime binary reachable via /proc/<pid>/exe: {out}"
+    );
+    env.ok(&["delete", "--force", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}

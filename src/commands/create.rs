@@ -30,20 +30,29 @@ pub fn create_container(
         pid_file: a.pid_file.as_deref(),
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
-        preserve_fds: a.preserve_fds,
+        preserve_fds: a.preserve_fds + crate::activation::listen_fds(),
+        notify: crate::notify::host_socket().is_some(),
         cgroup_opts: ctx.cgroup_opts.clone(),
     })
 }
 
-/// Validates the id and loads the bundle named by `--bundle` (default: the current directory).
-pub fn load(a: &CreateArgs) -> Result<spec::Bundle> {
+/// Validates the id and loads the bundle named by `--bundle` (default: the current directory),
+/// with what the runtime's environment adds to it: the sd_notify socket (`NOTIFY_SOCKET`) and
+/// socket activation (`LISTEN_FDS`).
+pub fn load(ctx: &Ctx, a: &CreateArgs) -> Result<spec::Bundle> {
     crate::state::validate_id(&a.id)?;
     let bundle_dir = a.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
-    spec::load_bundle(&bundle_dir)
+    let mut b = spec::load_bundle(&bundle_dir)?;
+    if crate::notify::host_socket().is_some() {
+        let dir = crate::notify::socket_dir(&ctx.root_path, &a.id);
+        crate::notify::setup_spec(&mut b.spec, &dir)?;
+    }
+    crate::activation::setup_spec(&mut b.spec, crate::activation::listen_fds());
+    Ok(b)
 }
 
 pub fn run(ctx: &Ctx, a: &CreateArgs) -> Result<i32> {
-    let bundle = load(a)?;
+    let bundle = load(ctx, a)?;
     create_container(ctx, a, &bundle, None)?;
     Ok(0)
 }

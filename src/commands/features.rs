@@ -23,7 +23,7 @@ pub fn document() -> serde_json::Value {
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}}
+            "mountExtensions": {"idmap": {"enabled": crate::rootfs::idmap::kernel_supported()}}
         },
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",

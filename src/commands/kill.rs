@@ -112,6 +112,12 @@ pub fn run(ctx: &Ctx, a: &crate::cli::KillArgs) -> Result<i32> {
         return Err(Error::NotRunning);
     }
     signal_init(st.pid, st.pid_start, sig)?;
+    if sig == libc::SIGKILL && status == Status::Paused {
+        // A frozen (v1) task does not die before it is thawed: let the SIGKILL act.
+        if let Err(e) = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts).and_then(|m| m.thaw()) {
+            crate::logging::warn(format!("kill: thaw the paused container: {e}"));
+        }
+    }
     Ok(0)
 }
 

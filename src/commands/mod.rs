@@ -3,15 +3,20 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod kill;
 pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod resume;
 pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
 pub mod unsupported;
+pub mod update;
 
 use crate::cgroups::CgroupOptions;
 use crate::cli::GlobalOpts;
@@ -28,8 +33,11 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(g: &GlobalOpts) -> Result<Ctx> {
+        let unprivileged = !nix::unistd::geteuid().is_root();
         let rootless = match g.rootless.as_deref() {
-            None | Some("auto") => !nix::unistd::geteuid().is_root(),
+            // runc's auto: an unprivileged user, or root of a user namespace (e.g. inside a
+            // rootless container), cannot be expected to manage cgroups.
+            None | Some("auto") => unprivileged || crate::userns::in_user_namespace(),
             Some("true") => true,
             Some("false") => false,
             Some(v) => {
@@ -38,13 +46,18 @@ impl Ctx {
                 )))
             }
         };
-        let root_path = match &g.root {
-            Some(p) => p.clone(),
-            None if rootless => std::env::var_os("XDG_RUNTIME_DIR")
-                .map(|d| PathBuf::from(d).join("rruntime"))
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
-            None => PathBuf::from(DEFAULT_ROOT),
-        };
+        let root_path =
+            match &g.root {
+                Some(p) => p.clone(),
+                None if unprivileged => match std::env::var_os("XDG_RUNTIME_DIR") {
+                    Some(d) if !d.is_empty() => PathBuf::from(d).join("rruntime"),
+                    _ => return Err(Error::config(
+                        "rootless: XDG_RUNTIME_DIR is not set; set it (e.g. /run/user/$UID) or \
+                         pass --root",
+                    )),
+                },
+                None => PathBuf::from(DEFAULT_ROOT),
+            };
         Ok(Ctx {
             root_path,
             cgroup_opts: CgroupOptions {

@@ -6,6 +6,7 @@ use super::Ctx;
 use crate::cli::RunArgs;
 use crate::container::Status;
 use crate::error::{Context, Error, Result};
+use crate::notify::Listener;
 use crate::tty;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -33,7 +34,7 @@ pub fn forwarded_set() -> SigSet {
 }
 
 pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
-    let bundle = super::create::load(&a.create)?;
+    let bundle = super::create::load(ctx, &a.create)?;
     let terminal = bundle
         .spec
         .process()
@@ -47,9 +48,20 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
             ));
         }
         let c = super::create::create_container(ctx, &a.create, &bundle, None)?;
+        let notify = match notify_listener(&c) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
+                return Err(e);
+            }
+        };
         if let Err(e) = super::start::start_container(&c.dir, &c.state) {
             let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
             return Err(e);
+        }
+        if let Some(n) = notify {
+            drop(c.dir);
+            n.wait_and_relay(c.state.pid, c.state.pid_start)?;
         }
         return Ok(0);
     }
@@ -87,9 +99,26 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
         },
         None => None,
     };
+    // The pty gets the caller's window size before the process starts: a process that asks
+    // for it at once (`stty size`, shells) must not see 0x0.
+    if let Some(m) = &master {
+        if let Some((r, c)) = tty::get_winsize(tty::stdin()) {
+            tty::set_winsize(m.as_fd(), r, c);
+        }
+    }
+    let notify = match notify_listener(&c) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
+            return Err(e);
+        }
+    };
     if let Err(e) = super::start::start_container(&c.dir, &c.state) {
         let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
         return Err(e);
+    }
+    if let Some(n) = notify {
+        relay_in_helper(n, c.state.pid, c.state.pid_start);
     }
     let id = c.state.id.clone();
     let pid = c.state.pid;
@@ -111,6 +140,32 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// The sd_notify listener of a created container, when `NOTIFY_SOCKET` asks for one.
+fn notify_listener(c: &crate::process::spawn::Created) -> Result<Option<Listener>> {
+    crate::notify::bind(&c.dir.path.join(crate::notify::STATE_SUBDIR))
+}
+
+/// Foreground `run`: a helper process relays READY while this one waits for the container
+/// (it is reaped by `wait_loop` like any other child).
+fn relay_in_helper(n: Listener, pid: i32, start: u64) {
+    // SAFETY: single-threaded; the helper only relays and exits without unwinding.
+    match unsafe { libc::fork() } {
+        0 => {
+            let code = match n.wait_and_relay(pid, start) {
+                Ok(()) => 0,
+                Err(e) => {
+                    crate::logging::warn(format!("sd_notify: {e}"));
+                    1
+                }
+            };
+            // SAFETY: leave the helper without running the runtime's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        -1 => crate::logging::warn("sd_notify: cannot fork the relay; READY is not forwarded"),
+        _ => {}
+    }
 }
 
 fn exit_code(ws: WaitStatus) -> Option<i32> {

@@ -20,13 +20,24 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
                 "cannot start a container that has stopped".into(),
             ))
         }
+        Status::Running => {
+            return Err(Error::State(
+                "cannot start an already running container".into(),
+            ))
+        }
         s => {
             return Err(Error::State(format!(
-                "cannot start an already {s} container"
+                "cannot start a container in the {s} state"
             )))
         }
     }
+    let notify = crate::notify::bind(&dir.path.join(crate::notify::STATE_SUBDIR))?;
     start_container(&dir, &st)?;
+    if let Some(n) = notify {
+        // Release the container's lock while waiting for READY: kill/delete must still work.
+        drop(dir);
+        n.wait_and_relay(st.pid, st.pid_start)?;
+    }
     Ok(0)
 }
 

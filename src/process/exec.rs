@@ -41,6 +41,8 @@ struct Child<'a> {
     seccomp: Option<&'a seccomp::CompiledFilter>,
     console: Option<RawFd>,
     preserve_fds: u32,
+    /// The cgroups the child moves itself into first thing (empty with `--cgroup`).
+    cgroups: &'a cgroups::JoinPlan,
 }
 
 fn pidfd_open(pid: i32) -> Result<OwnedFd> {
@@ -91,13 +93,37 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         join |= namespaces::clone_flag(ns.typ());
         userns |= ns.typ() == LinuxNamespaceType::User;
     }
-    let for_children =
+    let mut for_children =
         join & (CloneFlags::CLONE_NEWPID | CloneFlags::from_bits_retain(libc::CLONE_NEWTIME));
+    // Entering a PID or time namespace for our children needs CAP_SYS_ADMIN in our own user
+    // namespace too; an unprivileged runtime has it only inside the container's user namespace
+    // (which it owns), so it enters that one first, in the same call. Its host credentials stay
+    // what they were (same uid, no host capabilities to lose).
+    if userns && !for_children.is_empty() && !nix::unistd::geteuid().is_root() {
+        for_children |= CloneFlags::CLONE_NEWUSER;
+    }
     if !for_children.is_empty() {
         nix::sched::setns(&pidfd, for_children).ctx(|| "join the container's PID namespace")?;
     }
     let mgr = cgroups::from_state(&st.cgroup, o.cgroup_opts)?;
     let (parent_ch, child_ch) = sync::pair()?;
+    let cg_join = match o.sub_cgroup {
+        Some(_) => cgroups::JoinPlan::default(),
+        None => cgroups::join_plan(&st.cgroup),
+    };
+    let v2_fd = match &cg_join.v2_dir {
+        Some(d) => Some(
+            nix::fcntl::open(
+                d,
+                nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ctx(|| format!("open cgroup {}", d.display()))?,
+        ),
+        None => None,
+    };
     let child = Child {
         process: o.process,
         pidfd: pidfd.as_raw_fd(),
@@ -107,21 +133,28 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         seccomp: seccomp.as_ref(),
         console: o.console.as_ref().map(|c| c.as_raw_fd()),
         preserve_fds: o.preserve_fds,
+        cgroups: &cg_join,
     };
     // SAFETY: single-threaded; the child continues on a copy of this process.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(nix::errno::Errno::last()).ctx(|| "fork");
+    let (pid, into_v2) = unsafe {
+        super::clone::clone_child(CloneFlags::empty(), v2_fd.as_ref().map(|f| f.as_fd()))
     }
+    .ctx(|| "fork")?;
     if pid == 0 {
         drop(parent_ch);
         child_main(&child, child_ch);
     }
     drop(child_ch);
     let r = (|| -> Result<()> {
+        let joined = match parent_ch.recv()? {
+            Some(Msg::Joined(ok)) => ok,
+            Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+            other => return Err(Error::msg(format!("sync: unexpected {other:?}"))),
+        };
         match &o.sub_cgroup {
             Some(sub) => add_to_sub_cgroup(st, sub, pid)?,
-            None => mgr.add_task(pid)?,
+            None if !joined || (cg_join.v2_dir.is_some() && !into_v2) => mgr.add_task(pid)?,
+            None => {}
         }
         parent_ch.send(&Msg::Go(pid))?;
         loop {
@@ -173,6 +206,7 @@ fn child_setup(c: &Child, chan: &Channel) -> Result<()> {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     // (No parent-death signal: it would survive execve and kill a detached process when the
     // runtime exits. A runtime dying before `Go` closes the channel, and `recv` fails.)
+    chan.send(&Msg::Joined(cgroups::self_join(c.cgroups).is_ok()))?;
     match chan.recv()? {
         Some(Msg::Go(_)) => {}
         Some(Msg::Error(e)) => return Err(Error::Msg(e)),
@@ -189,6 +223,7 @@ fn child_setup(c: &Child, chan: &Channel) -> Result<()> {
             return Err(nix::errno::Errno::last()).ctx(|| "become root in the user namespace");
         }
     }
+    crate::logging::phase("exec: joined");
     let p = c.process;
     if let Some(adj) = p.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
@@ -234,10 +269,10 @@ fn child_setup(c: &Child, chan: &Channel) -> Result<()> {
         super::attrs::apply_io_priority(io)?;
     }
     if let Some(profile) = p.apparmor_profile() {
-        setup::apply_apparmor(profile)?;
+        super::lsm::Lsm::host().apply_apparmor(profile)?;
     }
     if let Some(label) = p.selinux_label() {
-        setup::apply_selinux(label)?;
+        super::lsm::Lsm::host().apply_selinux(label)?;
     }
     let args: Vec<String> = p.args().clone().unwrap_or_default();
     let mut env: Vec<String> = p.env().clone().unwrap_or_default();

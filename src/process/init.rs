@@ -36,16 +36,21 @@ pub struct InitConfig<'a> {
     pub preserve_fds: u32,
     pub seccomp: Option<&'a CompiledFilter>,
     pub caps: Option<&'a CapSets>,
-    /// The runtime's pid: the init dies with it until it reports Ready.
-    pub parent_pid: i32,
     /// Whether the init must first join namespaces / fork into new PID or time namespaces.
     pub two_step: bool,
     pub annotations_json: &'a str,
     /// Runtime fds the init must close at once: the state root and the locked container dir
     /// (an inherited copy would hold the container's lock for the init's whole life).
     pub close_now: [RawFd; 2],
+    /// The cgroups the init moves itself into first thing.
+    pub cgroup_join: &'a crate::cgroups::JoinPlan,
     /// The container's cgroup directories on the host (for `cgroup` mounts).
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
+    /// Detached idmapped trees made by the runtime, by `mounts[]` index (inherited fds).
+    pub idmapped: &'a [Option<RawFd>],
+    /// The runtime is unprivileged: it can write the init's /proc files (id maps, setgroups)
+    /// only while the init is dumpable.
+    pub rootless: bool,
 }
 
 /// Entry point of the cloned child. Never returns.
@@ -69,12 +74,34 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         // them.
         unsafe { libc::close(fd) };
     }
+    let plan = cfg.plan;
+    // The time offsets file is opened now, while /proc/self is still ours (a non-dumpable
+    // process's /proc files belong to root, and after setresuid in a user namespace not even
+    // its root can open them); the write itself is checked against the opener's credentials.
+    let timens_offsets = if plan.has_new(LinuxNamespaceType::Time) {
+        Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/proc/self/timens_offsets")
+                .ctx(|| "linux.timeOffsets: open /proc/self/timens_offsets")?,
+        )
+    } else {
+        None
+    };
     // The init must not be ptrace-able or expose the runtime binary through /proc/<pid>/exe to
-    // anything in the container until execve replaces it (CVE-2019-5736 class).
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // anything in the container until execve replaces it (CVE-2019-5736 class). One exception:
+    // a single-clone init in a new user namespace stays dumpable until `Go`, so that the
+    // runtime can write its id maps even unprivileged; nothing else lives in its namespaces
+    // yet, and only the runtime's own user could attach to it.
+    let late_nondumpable = !cfg.two_step && plan.has_new(LinuxNamespaceType::User);
+    if !late_nondumpable {
+        set_dumpable(false);
+    }
+    chan.send(&Msg::Joined(
+        crate::cgroups::self_join(cfg.cgroup_join).is_ok(),
+    ))?;
     if cfg.two_step {
-        enter_namespaces(cfg, chan)?;
+        enter_namespaces(cfg, chan, timens_offsets)?;
     } else {
         // SAFETY: prctl with integer arguments.
         // (If the runtime died before this, the channel is closed and `recv` below fails.)
@@ -85,14 +112,13 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         Some(Msg::Error(e)) => return Err(Error::Msg(e)),
         other => return Err(Error::msg(format!("sync: expected Go, got {other:?}"))),
     };
-    let plan = cfg.plan;
+    if late_nondumpable {
+        set_dumpable(false);
+    }
     let userns = plan.has(LinuxNamespaceType::User);
     if userns {
         // Become root of the (new or joined) user namespace.
-        // SAFETY: plain syscalls.
-        if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
-            return Err(Errno::last()).ctx(|| "become root in the user namespace");
-        }
+        become_root()?;
     }
     if plan.has_new(LinuxNamespaceType::Cgroup) {
         // After the runtime put us in our cgroup: that cgroup becomes the namespace root.
@@ -118,6 +144,7 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         cgroupns: plan.has(LinuxNamespaceType::Cgroup),
         no_pivot: cfg.no_pivot,
         cgroup_mounts: cfg.cgroup_mounts,
+        idmapped: cfg.idmapped,
     };
     rootfs::prepare(&rc)?;
     if let Some(p) = process {
@@ -176,6 +203,9 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         for p in l.masked_paths().iter().flatten() {
             rootfs::mask_path(p)?;
         }
+    }
+    rootfs::apply_rootfs_propagation(&rc)?;
+    if let Some(l) = linux {
         if let Some(pers) = l.personality() {
             super::attrs::apply_personality(pers)?;
         }
@@ -201,10 +231,10 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         super::attrs::apply_io_priority(io)?;
     }
     if let Some(profile) = p.apparmor_profile() {
-        setup::apply_apparmor(profile)?;
+        super::lsm::Lsm::host().apply_apparmor(profile)?;
     }
     if let Some(label) = p.selinux_label() {
-        setup::apply_selinux(label)?;
+        super::lsm::Lsm::host().apply_selinux(label)?;
     }
     let args: Vec<String> = p.args().clone().unwrap_or_default();
     let mut env: Vec<String> = p.env().clone().unwrap_or_default();
@@ -261,32 +291,93 @@ fn hook_state(cfg: &InitConfig, pid: i32, status: &str) -> String {
     )
 }
 
-/// Two-step spawn: join existing namespaces, create a user namespace (mapped by the runtime),
-/// create the rest, and fork into new PID/time namespaces. The intermediate reports the init's
-/// host pid and exits; only the init returns from here.
-fn enter_namespaces(cfg: &InitConfig, chan: &Channel) -> Result<()> {
-    let plan = cfg.plan;
-    for j in &plan.join {
+fn set_dumpable(on: bool) {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) };
+}
+
+fn become_root() -> Result<()> {
+    // SAFETY: plain syscalls.
+    if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
+        return Err(Errno::last()).ctx(|| "become root in the user namespace");
+    }
+    Ok(())
+}
+
+/// Joins the namespaces given by path. With a user namespace among them, the others are tried
+/// first (a privileged runtime may join namespaces owned by any user namespace, and some, like a
+/// host-owned network namespace, only from outside the container's); those refused (EPERM) are
+/// joined again once inside the user namespace, which is how an unprivileged runtime gets the
+/// right to join them at all.
+fn join_namespaces(plan: &Plan) -> Result<()> {
+    let user = plan.join.iter().find(|j| j.typ == LinuxNamespaceType::User);
+    let others = plan
+        .join
+        .iter()
+        .filter(|j| j.typ != LinuxNamespaceType::User);
+    let Some(user) = user else {
+        for j in others {
+            crate::namespaces::enter(j)?;
+        }
+        return Ok(());
+    };
+    let mut later = Vec::new();
+    for j in others {
+        match nix::sched::setns(&j.fd, crate::namespaces::clone_flag(j.typ)) {
+            Ok(()) => {}
+            Err(Errno::EPERM) => later.push(j),
+            Err(_) => crate::namespaces::enter(j)?,
+        }
+    }
+    crate::namespaces::enter(user)?;
+    for j in later {
         crate::namespaces::enter(j)?;
     }
+    Ok(())
+}
+
+/// Two-step spawn: join existing namespaces, create a user namespace (mapped by the runtime),
+/// create the rest, write the time offsets, and fork into new PID/time namespaces. The
+/// intermediate reports the init's host pid and exits; only the init returns from here.
+///
+/// Credentials stay the runtime's until the namespaces are made: the new namespaces are owned by
+/// the new user namespace either way, and the time offsets are written with the rights the
+/// opener of the offsets file had.
+fn enter_namespaces(
+    cfg: &InitConfig,
+    chan: &Channel,
+    timens_offsets: Option<std::fs::File>,
+) -> Result<()> {
+    let plan = cfg.plan;
+    join_namespaces(plan)?;
     let mut flags = plan.new - CloneFlags::CLONE_NEWCGROUP;
-    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+    let newuser = flags.contains(CloneFlags::CLONE_NEWUSER);
+    if newuser {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare user namespace")?;
-        chan.send(&Msg::UserNsReady(nix::unistd::getpid().as_raw()))?;
-        chan.expect(&Msg::MappingsDone)?;
-        // SAFETY: plain syscalls.
-        if unsafe { libc::setresgid(0, 0, 0) } != 0 || unsafe { libc::setresuid(0, 0, 0) } != 0 {
-            return Err(Errno::last()).ctx(|| "become root in the user namespace");
+        // An unprivileged runtime writes our maps (or runs newuidmap on us): our /proc files
+        // must be ours meanwhile.
+        if cfg.rootless {
+            set_dumpable(true);
         }
+        let r = chan
+            .send(&Msg::UserNsReady(nix::unistd::getpid().as_raw()))
+            .and_then(|()| chan.expect(&Msg::MappingsDone));
+        if cfg.rootless {
+            set_dumpable(false);
+        }
+        r?;
         flags -= CloneFlags::CLONE_NEWUSER;
     }
     if !flags.is_empty() {
         nix::sched::unshare(flags).ctx(|| format!("unshare namespaces {flags:?}"))?;
     }
-    let newtime = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-    if flags.contains(newtime) {
-        write_time_offsets(cfg.spec)?;
+    if let Some(f) = timens_offsets {
+        write_time_offsets(cfg.spec, f)?;
     }
+    if newuser {
+        become_root()?;
+    }
+    let newtime = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     let need_fork = flags.contains(CloneFlags::CLONE_NEWPID)
         || flags.contains(newtime)
         || plan.joins(LinuxNamespaceType::Pid)
@@ -307,7 +398,8 @@ fn enter_namespaces(cfg: &InitConfig, chan: &Channel) -> Result<()> {
     }
 }
 
-fn write_time_offsets(spec: &Spec) -> Result<()> {
+/// `linux.timeOffsets` into the new time namespace (before any process enters it).
+fn write_time_offsets(spec: &Spec, mut file: std::fs::File) -> Result<()> {
     let Some(offs) = spec
         .linux()
         .as_ref()
@@ -332,7 +424,12 @@ fn write_time_offsets(spec: &Spec) -> Result<()> {
             o.nanosecs().unwrap_or(0)
         ));
     }
-    std::fs::write("/proc/self/timens_offsets", s).ctx(|| "linux.timeOffsets: write timens_offsets")
+    if s.is_empty() {
+        return Ok(());
+    }
+    // One write: the kernel applies all lines or none.
+    file.write_all(s.as_bytes())
+        .ctx(|| "linux.timeOffsets: write timens_offsets")
 }
 
 /// The process's pty: allocated from the container's devpts, master sent to the console

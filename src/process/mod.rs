@@ -2,8 +2,10 @@
 //! between them (`sync`) and what both init and exec apply before execve (`setup`).
 
 pub mod attrs;
+mod clone;
 pub mod exec;
 pub mod init;
+pub mod lsm;
 pub mod setup;
 pub mod spawn;
 pub mod sync;

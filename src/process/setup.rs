@@ -234,47 +234,6 @@ fn unreachable_ok() -> Error {
     Error::msg("execve returned success")
 }
 
-/// AppArmor: the profile the next execve switches to.
-pub fn apply_apparmor(profile: &str) -> Result<()> {
-    if profile.is_empty() {
-        return Ok(());
-    }
-    if !apparmor_enabled() {
-        return Err(Error::config(format!(
-            "process.apparmorProfile {profile:?}: AppArmor is not enabled on this host"
-        )));
-    }
-    let data = format!("exec {profile}");
-    let attrs = Path::new("/proc/self/attr");
-    super::attrs::write_procfs(&attrs.join("apparmor/exec"), data.as_bytes())
-        .or_else(|_| super::attrs::write_procfs(&attrs.join("exec"), data.as_bytes()))
-        .map_err(|e| Error::msg(format!("apply AppArmor profile {profile}: {e}")))
-}
-
-pub fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|s| s.trim() == "Y")
-}
-
-pub fn selinux_enabled() -> bool {
-    Path::new("/sys/fs/selinux/enforce").exists()
-}
-
-/// SELinux: the label the next execve gets; a warning (ignored) when SELinux is off, as runc.
-pub fn apply_selinux(label: &str) -> Result<()> {
-    if label.is_empty() {
-        return Ok(());
-    }
-    if !selinux_enabled() {
-        crate::logging::warn(format!(
-            "process.selinuxLabel {label:?} ignored: SELinux is not enabled"
-        ));
-        return Ok(());
-    }
-    super::attrs::write_procfs(Path::new("/proc/self/attr/exec"), label.as_bytes())
-        .map_err(|e| Error::msg(format!("apply SELinux label {label}: {e}")))
-}
-
 /// The last steps every container process goes through (the init after `start`, and `exec`):
 /// capabilities, user, no_new_privs, seccomp, fds, signals, execve.
 pub struct Privileges<'a> {

@@ -1,14 +1,18 @@
-//! The runtime side of `create`: everything is validated first, then the state dir, fifo and
-//! cgroup are made, the init is cloned (one clone with all new namespaces when nothing has to
-//! be joined), and the two sides follow a fixed sequence:
+//! The runtime side of `create`: everything is validated first (including how the id maps will
+//! be written and whether /etc/subuid allows them), idmapped mount sources are prepared as
+//! detached trees, then the state dir, fifo and cgroup are made, the init is cloned (one clone
+//! with all new namespaces when nothing has to be joined and there is no time namespace), and the
+//! two sides follow a fixed sequence:
 //!
 //! ```text
 //! runtime                                   init
 //! clone ──────────────────────────────────▶ (two-step only: join namespaces,
 //!   ◀── UserNsReady(pid) / MappingsDone ──▶  unshare user ns, unshare the rest,
+//!                                            write time offsets, setresuid 0,
 //!   ◀── InitPid(pid) ──────────────────────  fork into new PID/time ns)
 //! write id maps, cgroup add, state.json
-//! Go(host pid) ───────────────────────────▶ cgroupns, mounts
+//! Go(host pid) ───────────────────────────▶ non-dumpable, cgroupns, mounts (idmapped
+//!                                           trees attached with move_mount)
 //!   ◀── HooksRequest ──────────────────────
 //! prestart + createRuntime hooks
 //! HooksDone ──────────────────────────────▶ createContainer hooks, pivot_root, console,
@@ -16,6 +20,12 @@
 //!   ◀── Ready ─────────────────────────────  then blocks opening exec.fifo
 //! pid file; exit (init is re-parented)
 //! ```
+//!
+//! Id maps ([`crate::userns::MapPlan`]) are written by the runtime while the init waits: right
+//! after the single clone (the init waits for `Go`), or between `UserNsReady` and `MappingsDone`.
+//! Writing them directly needs the init's /proc files to belong to the runtime's user, so an
+//! init in a new user namespace is dumpable exactly while an unprivileged runtime writes them;
+//! newuidmap/newgidmap are run for ranges beyond the runtime's own id.
 //!
 //! Any failure kills the init and removes the cgroup and state dir: the host is left as if the
 //! create had never been attempted.
@@ -25,7 +35,7 @@ use super::sync::{self, Msg};
 use crate::capabilities::{self, CapSets};
 use crate::cgroups::{self, CgroupManager, CgroupOptions};
 use crate::container::{OciState, Status};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::logging;
 use crate::namespaces;
@@ -36,7 +46,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxNamespaceType;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 pub struct CreateOpts<'a> {
@@ -49,6 +59,8 @@ pub struct CreateOpts<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// sd_notify requested: make the state dir's `notify` directory (see `crate::notify`).
+    pub notify: bool,
     pub cgroup_opts: CgroupOptions,
 }
 
@@ -60,49 +72,36 @@ pub struct Created {
     pub direct_child: bool,
 }
 
-fn raw_clone(flags: CloneFlags) -> nix::Result<i32> {
-    // SAFETY: clone without a new stack behaves like fork: the child continues on a copy of
-    // this (single-threaded) process's memory.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags.bits() | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if r < 0 {
-        Err(nix::errno::Errno::last())
-    } else {
-        Ok(r as i32)
-    }
-}
-
 fn owner_name() -> String {
     let uid = nix::unistd::geteuid().as_raw();
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
-            })
-        })
-        .unwrap_or_else(|| uid.to_string())
+    crate::userns::user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
 /// Things prepared before the host is touched.
 struct Prepared {
     plan: namespaces::Plan,
+    /// How the id maps of a new user namespace get written (checked against /etc/subuid).
+    maps: crate::userns::MapPlan,
     caps: Option<CapSets>,
     seccomp: Option<seccomp::CompiledFilter>,
+    /// Detached idmapped copies of idmapped mount sources (the init inherits them).
+    idmapped: crate::rootfs::idmap::Sources,
 }
 
 fn prepare(b: &Bundle) -> Result<Prepared> {
     let spec = &b.spec;
     let plan = namespaces::plan(spec)?;
+    if !nix::unistd::geteuid().is_root() && !plan.has(LinuxNamespaceType::User) {
+        return Err(Error::config(
+            "linux.namespaces: a rootless container needs a user namespace (add {\"type\": \"user\"}; \
+             `rruntime spec --rootless` writes such a config)",
+        ));
+    }
+    let maps = if plan.has_new(LinuxNamespaceType::User) {
+        crate::userns::MapPlan::new(spec, &crate::userns::Caller::current())?
+    } else {
+        crate::userns::MapPlan::default()
+    };
     let caps = match spec
         .process()
         .as_ref()
@@ -126,10 +125,14 @@ fn prepare(b: &Bundle) -> Result<Prepared> {
     };
     crate::rootfs::rootfs_propagation(spec)?;
     super::attrs::check_intel_rdt(spec)?;
+    // Detached copies only: nothing is attached anywhere until the init does it.
+    let idmapped = crate::rootfs::idmap::prepare(spec, &b.dir, &plan)?;
     Ok(Prepared {
         plan,
+        maps,
         caps,
         seccomp,
+        idmapped,
     })
 }
 
@@ -202,6 +205,10 @@ fn create_inner(
     let spec = &b.spec;
     let linux = spec.linux().as_ref();
     dir.make_fifo()?;
+    if o.notify {
+        let d = dir.path.join(crate::notify::STATE_SUBDIR);
+        std::fs::create_dir(&d).ctx(|| format!("create {}", d.display()))?;
+    }
     let state_dir = dir.open_path_fd()?;
 
     let cgroups_path = linux
@@ -251,16 +258,38 @@ fn create_inner(
     dir.save(&state)?;
     logging::phase("state");
 
+    let wanted = cg.state().hierarchies;
     cg.create(Some(&resources))?;
     let cg = cg_slot.insert(cg);
+    if o.cgroup_opts.rootless {
+        rootless_cgroup_check(&wanted, &cg.state().hierarchies, &resources)?;
+    }
     state.cgroup = cg.state();
     let cgroup_mounts = cg.mounts();
     logging::phase("cgroup");
 
     let plan = &prep.plan;
+    let idmapped_fds = prep.idmapped.raw();
     let newtime = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     let two_step = !plan.join.is_empty() || plan.new.contains(newtime);
     let (parent_ch, child_ch) = sync::pair()?;
+    let join = cgroups::join_plan(&state.cgroup);
+    let v2_fd = match &join.v2_dir {
+        Some(d) => Some(
+            nix::fcntl::open(
+                d,
+                nix::fcntl::OFlag::O_RDONLY
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| Error::Sys {
+                ctx: format!("open cgroup {}", d.display()),
+                source: e,
+            })?,
+        ),
+        None => None,
+    };
     let cfg = InitConfig {
         id: o.id,
         spec,
@@ -274,21 +303,26 @@ fn create_inner(
         preserve_fds: o.preserve_fds,
         seccomp: prep.seccomp.as_ref(),
         caps: prep.caps.as_ref(),
-        parent_pid: nix::unistd::getpid().as_raw(),
         two_step,
         annotations_json: &annotations_json,
         cgroup_mounts: &cgroup_mounts,
         close_now: [o.root.fd().as_raw_fd(), dir.fd().as_raw_fd()],
+        cgroup_join: &join,
+        idmapped: &idmapped_fds,
+        rootless: !nix::unistd::geteuid().is_root(),
     };
     let clone_flags = if two_step {
         CloneFlags::empty()
     } else {
         plan.new - CloneFlags::CLONE_NEWCGROUP
     };
-    let pid = raw_clone(clone_flags).map_err(|e| Error::Sys {
-        ctx: format!("clone with namespaces {clone_flags:?}"),
-        source: e,
-    })?;
+    // SAFETY: single-threaded; the child only runs init::run and never returns.
+    let (pid, into_v2) =
+        unsafe { super::clone::clone_child(clone_flags, v2_fd.as_ref().map(|f| f.as_fd())) }
+            .map_err(|e| Error::Sys {
+                ctx: format!("clone with namespaces {clone_flags:?}"),
+                source: e,
+            })?;
     if pid == 0 {
         drop(parent_ch);
         init::run(&cfg, child_ch);
@@ -296,12 +330,24 @@ fn create_inner(
     drop(child_ch);
     spawned.child = Some(pid);
     logging::phase("clone");
+    // The child moved itself into the v1 hierarchies (or says it could not).
+    let joined = match parent_ch.recv()? {
+        Some(Msg::Joined(ok)) => ok,
+        Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+        Some(m) => return Err(Error::msg(format!("sync: unexpected {m:?}"))),
+        None => {
+            return Err(Error::msg(
+                "container init exited before joining its cgroup",
+            ))
+        }
+    };
+    let need_add_task = !joined || (join.v2_dir.is_some() && !into_v2);
 
     let init_pid = if two_step {
         let init_pid = loop {
             match parent_ch.recv()? {
                 Some(Msg::UserNsReady(p)) => {
-                    crate::userns::write_mappings(p, spec)?;
+                    prep.maps.write(p)?;
                     parent_ch.send(&Msg::MappingsDone)?;
                 }
                 Some(Msg::InitPid(p)) => break p,
@@ -319,11 +365,15 @@ fn create_inner(
         init_pid
     } else {
         if plan.has_new(LinuxNamespaceType::User) {
-            crate::userns::write_mappings(pid, spec)?;
+            // The init waits for Go (and stays dumpable until then, so that an unprivileged
+            // runtime may write its /proc files).
+            prep.maps.write(pid)?;
         }
         pid
     };
-    cg.add_task(init_pid)?;
+    if need_add_task {
+        cg.add_task(init_pid)?;
+    }
     let pid_start = crate::container::start_time_of(init_pid)?;
     state.pid = init_pid;
     state.pid_start = pid_start;
@@ -367,6 +417,60 @@ fn create_inner(
         crate::state::write_pid_file(p, init_pid)?;
     }
     Ok((state, spawned.init.is_none()))
+}
+
+/// Rootless: hierarchies the user may not write are skipped (runc's `--rootless auto`), with a
+/// warning; but limits the config asks for must not be dropped silently.
+fn rootless_cgroup_check(
+    wanted: &[cgroups::Hierarchy],
+    got: &[cgroups::Hierarchy],
+    resources: &oci_spec::runtime::LinuxResources,
+) -> Result<()> {
+    // (Named v1 hierarchies such as name=systemd are joined best-effort anyway.)
+    let skipped: Vec<String> = wanted
+        .iter()
+        .filter(|w| !w.controllers.starts_with("name=") && !got.iter().any(|g| g.dir == w.dir))
+        .map(|w| w.dir.display().to_string())
+        .collect();
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    let limits = requested_limits(resources);
+    if !limits.is_empty() {
+        return Err(Error::config(format!(
+            "linux.resources: cannot apply {} limits: the rootless runtime may not create \
+             cgroup {} (permission denied)",
+            limits.join(", "),
+            skipped[0]
+        )));
+    }
+    let more = match skipped.len() {
+        1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    logging::warn(format!(
+        "rootless: no permission to create cgroup {}{more}; running without it",
+        skipped[0]
+    ));
+    Ok(())
+}
+
+/// The `linux.resources` sections that set something, other than device rules (those are
+/// never applied rootless).
+fn requested_limits(r: &oci_spec::runtime::LinuxResources) -> Vec<String> {
+    let Ok(serde_json::Value::Object(m)) = serde_json::to_value(r) else {
+        return Vec::new();
+    };
+    let set = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Object(o) => o.values().any(|x| !x.is_null()),
+        serde_json::Value::Array(a) => !a.is_empty(),
+        _ => true,
+    };
+    m.iter()
+        .filter(|(k, v)| k.as_str() != "devices" && set(v))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// Without a mount namespace the init mounts into the host's namespace; remember the

@@ -9,6 +9,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Msg {
     // child → parent
+    /// The new process moved itself into the v1 cgroup hierarchies (false: the runtime must).
+    Joined(bool),
     /// A child that unshared a user namespace itself asks for its id mappings.
     UserNsReady(i32),
     /// The intermediate process reports the host pid of the container init.
@@ -95,7 +97,8 @@ impl Channel {
     pub fn recv_with_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
         use std::os::fd::FromRawFd;
-        let mut buf = vec![0u8; 65536];
+        // Messages are small; an error text longer than this is cut by the kernel (MSG_TRUNC).
+        let mut buf = vec![0u8; 8192];
         loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
             let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);

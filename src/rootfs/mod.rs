@@ -2,11 +2,13 @@
 //! (masked and read-only paths, read-only root, propagation).
 //!
 //! Run by the container init, in this order: [`prepare`] (before the prestart/createRuntime
-//! hooks), [`enter`] (after createContainer hooks), [`finalize`].
+//! hooks), [`enter`] (after createContainer hooks), [`finalize`], and after the masked and
+//! read-only paths [`apply_rootfs_propagation`].
 
 pub mod cgroupfs;
 mod copyup;
 pub mod devices;
+pub mod idmap;
 pub mod mount_opts;
 pub mod mounts;
 pub mod safe_path;
@@ -30,6 +32,8 @@ pub struct RootfsConfig<'a> {
     pub cgroupns: bool,
     pub no_pivot: bool,
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
+    /// Detached idmapped trees made by the runtime, by `mounts[]` index.
+    pub idmapped: &'a [Option<std::os::fd::RawFd>],
 }
 
 fn propagation_flag(name: &str) -> Option<MsFlags> {
@@ -109,11 +113,12 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
             .linux()
             .as_ref()
             .and_then(|l| l.mount_label().as_deref())
-            .filter(|l| !l.is_empty() && crate::process::setup::selinux_enabled()),
+            .filter(|l| !l.is_empty() && crate::process::lsm::Lsm::host().selinux_enabled()),
+        idmapped: c.idmapped,
     };
     if let Some(ms) = c.spec.mounts() {
-        for m in ms {
-            mounts::mount_entry(&ctx, m)?;
+        for (i, m) in ms.iter().enumerate() {
+            mounts::mount_entry(&ctx, i, m)?;
         }
     }
     if !dev_is_bind(c.spec) {
@@ -174,7 +179,8 @@ fn pivot(rootfs: &Path) -> Result<()> {
     Ok(())
 }
 
-/// After pivot: read-only /dev if asked, read-only root, final root propagation.
+/// After pivot: read-only /dev if asked, read-only root (the propagation comes last, in
+/// [`apply_rootfs_propagation`]).
 pub fn finalize(c: &RootfsConfig) -> Result<()> {
     if !c.mntns {
         return Ok(());
@@ -196,6 +202,15 @@ pub fn finalize(c: &RootfsConfig) -> Result<()> {
         .is_some_and(|r| r.readonly() == Some(true))
     {
         remount_ro("/")?;
+    }
+    Ok(())
+}
+
+/// `linux.rootfsPropagation` on the new root, last of all: an unbindable tree would make the
+/// binds of readonlyPaths and maskedPaths fail (EINVAL).
+pub fn apply_rootfs_propagation(c: &RootfsConfig) -> Result<()> {
+    if !c.mntns {
+        return Ok(());
     }
     if let Some(p) = rootfs_propagation(c.spec)? {
         mount(None::<&str>, "/", None::<&str>, p, None::<&str>).ctx(|| "set rootfs propagation")?;

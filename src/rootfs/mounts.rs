@@ -10,7 +10,7 @@ use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 pub struct MountCtx<'a> {
@@ -25,6 +25,8 @@ pub struct MountCtx<'a> {
     pub mount_label: Option<&'a str>,
     /// Where the container's cgroup lives on the host, for `cgroup` mounts.
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
+    /// Detached idmapped trees prepared by the runtime, by `mounts[]` index.
+    pub idmapped: &'a [Option<RawFd>],
 }
 
 fn do_mount(
@@ -77,8 +79,14 @@ pub fn remount_bind(fd: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
     }
 }
 
-/// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, {set, clr}).
-pub fn set_recursive_attrs(fd: &OwnedFd, set: u64, clr: u64) -> nix::Result<()> {
+/// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], {set, clr, userns_fd}).
+pub fn mount_setattr(
+    fd: &OwnedFd,
+    recursive: bool,
+    set: u64,
+    clr: u64,
+    userns: Option<BorrowedFd>,
+) -> nix::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -90,15 +98,19 @@ pub fn set_recursive_attrs(fd: &OwnedFd, set: u64, clr: u64) -> nix::Result<()> 
         attr_set: set,
         attr_clr: clr,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map(|u| u.as_raw_fd() as u64).unwrap_or(0),
     };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: valid fd, empty path string, attr struct sized as passed.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -110,9 +122,13 @@ pub fn set_recursive_attrs(fd: &OwnedFd, set: u64, clr: u64) -> nix::Result<()> 
     }
 }
 
-/// Mounts one config entry. Returns the host path of the mount's target (for bookkeeping of
-/// containers without a mount namespace).
-pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
+/// The recursive `r*` options: mount_setattr with AT_RECURSIVE on the whole subtree.
+pub fn set_recursive_attrs(fd: &OwnedFd, set: u64, clr: u64) -> nix::Result<()> {
+    mount_setattr(fd, true, set, clr, None)
+}
+
+/// Mounts config entry number `index`.
+pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let empty = Vec::new();
@@ -136,7 +152,8 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
     }
 
     if opts.is_bind() || typ == "bind" {
-        bind_entry(ctx, m, &opts).map_err(|e| prefix(e, &what()))?;
+        let tree = ctx.idmapped.get(index).copied().flatten();
+        bind_entry(ctx, m, &opts, tree).map_err(|e| prefix(e, &what()))?;
     } else {
         fs_entry(ctx, m, typ, &opts).map_err(|e| prefix(e, &what()))?;
     }
@@ -167,7 +184,8 @@ fn source_path(ctx: &MountCtx, m: &Mount) -> Option<PathBuf> {
     })
 }
 
-fn bind_entry(ctx: &MountCtx, m: &Mount, opts: &MountOpts) -> Result<()> {
+/// A bind mount; `tree` is the detached idmapped copy of the source when the entry is idmapped.
+fn bind_entry(ctx: &MountCtx, m: &Mount, opts: &MountOpts, tree: Option<RawFd>) -> Result<()> {
     let dest = m.destination();
     let src = source_path(ctx, m).ok_or_else(|| {
         Error::config(format!(
@@ -182,10 +200,17 @@ fn bind_entry(ctx: &MountCtx, m: &Mount, opts: &MountOpts) -> Result<()> {
         create_file_in_root(ctx.root, dest)
     }
     .ctx(|| "create mount point")?;
-    let csrc = cstr(&src)?;
-    let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-    do_mount(Some(&csrc), &proc_fd_path(&target), None, flags, None)
-        .ctx(|| format!("bind {}", src.display()))?;
+    match tree {
+        Some(t) => {
+            super::idmap::attach(t, &target).ctx(|| format!("attach idmapped {}", src.display()))?
+        }
+        None => {
+            let csrc = cstr(&src)?;
+            let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+            do_mount(Some(&csrc), &proc_fd_path(&target), None, flags, None)
+                .ctx(|| format!("bind {}", src.display()))?;
+        }
+    }
     let extra = remount_flags(opts);
     if !extra.is_empty() {
         let top = open_in_root(ctx.root, dest, OFlag::O_PATH).ctx(|| "reopen mount point")?;

@@ -128,8 +128,14 @@ pub fn mkdir_all_in_root(root: BorrowedFd, path: &Path, mode: u32) -> nix::Resul
 }
 
 /// Makes sure a regular file exists at `path` inside `root` (parents created) and returns an
-/// `O_PATH` fd to it; an existing non-directory is kept as is.
+/// `O_PATH` fd to it; an existing non-directory is kept as is. A dangling symlink at `path`
+/// (images ship `/etc/resolv.conf -> ../run/…`) gets its target created, resolved with `root`
+/// as `/`, like runc does.
 pub fn create_file_in_root(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
+    create_file_hops(root, path, 0)
+}
+
+fn create_file_hops(root: BorrowedFd, path: &Path, hops: u32) -> nix::Result<OwnedFd> {
     match open_in_root(root, path, OFlag::O_PATH) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {}
@@ -139,6 +145,26 @@ pub fn create_file_in_root(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd
     let parent = rel.parent().unwrap_or(Path::new(""));
     let name = rel.file_name().ok_or(Errno::EINVAL)?;
     let dir = mkdir_all_in_root(root, parent, 0o755)?;
+    if let Ok(st) = nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            if hops >= 40 {
+                return Err(Errno::ELOOP);
+            }
+            let target = PathBuf::from(nix::fcntl::readlinkat(&dir, name)?);
+            let next = if target.is_absolute() {
+                target
+            } else {
+                // Relative to the (already resolved) parent directory inside the root.
+                let root_path = fd_path_of(root)?;
+                let dir_path = fd_path_of(dir.as_fd())?;
+                let inside = dir_path
+                    .strip_prefix(&root_path)
+                    .map_err(|_| Errno::EXDEV)?;
+                inside.join(target)
+            };
+            return create_file_hops(root, &next, hops + 1);
+        }
+    }
     match nix::fcntl::openat(
         dir.as_fd(),
         name,
@@ -168,6 +194,10 @@ pub fn open_root(rootfs: &Path) -> nix::Result<OwnedFd> {
 
 /// Host-absolute path of an fd (readlink of /proc/self/fd/N).
 pub fn fd_path(fd: &OwnedFd) -> nix::Result<PathBuf> {
+    fd_path_of(fd.as_fd())
+}
+
+fn fd_path_of(fd: BorrowedFd) -> nix::Result<PathBuf> {
     nix::fcntl::readlink(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str()).map(PathBuf::from)
 }
 
@@ -214,6 +244,31 @@ mod tests {
         std::os::unix::fs::symlink("/proc/self/root/etc", root.join("magic")).unwrap();
         let r = open_in_root(rfd.as_fd(), Path::new("/magic"), OFlag::O_PATH);
         assert!(r.is_err() || fd_path(&r.unwrap()).unwrap().starts_with(&root));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn create_file_through_dangling_symlinks_stays_inside() {
+        let base = tmpdir("dangling");
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let outside = base.join("outside-target");
+        // Absolute (pointing out of the root) and relative dangling symlinks.
+        std::os::unix::fs::symlink(&outside, root.join("etc/abs")).unwrap();
+        std::os::unix::fs::symlink("../run/x/resolv.conf", root.join("etc/rel")).unwrap();
+        let rfd = open_root(&root).unwrap();
+        let fd = create_file_in_root(rfd.as_fd(), Path::new("/etc/abs")).unwrap();
+        assert_eq!(
+            fd_path(&fd).unwrap(),
+            root.join(outside.strip_prefix("/").unwrap())
+        );
+        assert!(!outside.exists(), "created outside the root");
+        let fd = create_file_in_root(rfd.as_fd(), Path::new("/etc/rel")).unwrap();
+        assert_eq!(fd_path(&fd).unwrap(), root.join("run/x/resolv.conf"));
+        // A symlink loop is refused.
+        std::os::unix::fs::symlink("loop2", root.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", root.join("loop2")).unwrap();
+        assert!(create_file_in_root(rfd.as_fd(), Path::new("/loop1")).is_err());
         std::fs::remove_dir_all(&base).unwrap();
     }
 

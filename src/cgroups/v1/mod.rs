@@ -33,6 +33,8 @@ use super::{CgroupManager, CgroupMode, CgroupOptions, CgroupState, Hierarchy};
 pub(crate) struct Manager {
     st: CgroupState,
     opts: CgroupOptions,
+    /// Rootless: hierarchies skipped at `create` because the user may not write them.
+    denied: Vec<Hierarchy>,
 }
 
 /// Joined best-effort: failures to create or join it are ignored (runc).
@@ -49,7 +51,11 @@ fn is_permission(e: &CgroupError) -> bool {
 
 impl Manager {
     pub(crate) fn new(st: CgroupState, opts: CgroupOptions) -> Manager {
-        Manager { st, opts }
+        Manager {
+            st,
+            opts,
+            denied: Vec::new(),
+        }
     }
 
     fn hier(&self, controller: &str) -> Option<&Hierarchy> {
@@ -69,6 +75,13 @@ impl Manager {
 
     fn need(&self, controller: &str, resource: &str) -> Result<&Hierarchy> {
         self.hier(controller).ok_or_else(|| {
+            if let Some(h) = self.denied.iter().find(|h| h.has(controller)) {
+                return CgroupError::msg(format!(
+                    "{resource}: cannot apply the limit: the rootless runtime may not create \
+                     cgroup {} (permission denied)",
+                    h.dir.display()
+                ));
+            }
             CgroupError::unsupported(
                 resource,
                 format!("the {controller} cgroup controller is not mounted on this host"),
@@ -160,6 +173,7 @@ impl Manager {
         devices_target: Option<&Emulator>,
         fresh: &dyn Fn(&Path) -> bool,
     ) -> Result<()> {
+        let r = &*crate::cgroups::unset::without_zeros(r);
         self.check(r, devices_target.is_some())?;
         if let Some(c) = r.cpu().as_ref().filter(|c| cpu::is_set_cpuset(c)) {
             let h = self.need("cpuset", "linux.resources.cpu.cpus/mems")?;
@@ -278,7 +292,10 @@ impl CgroupManager for Manager {
         let mut created = Vec::new();
         let res = self.make_dirs(r, &mut created).and_then(|dropped| {
             for i in dropped.into_iter().rev() {
-                self.st.hierarchies.remove(i);
+                let h = self.st.hierarchies.remove(i);
+                if !best_effort(&h) {
+                    self.denied.push(h);
+                }
             }
             if hugetlb_unified {
                 if let Some(u) = self.unified() {

@@ -82,6 +82,7 @@ impl Manager {
 
     /// Writes the resources in runc's order, the device filter, and `unified` last.
     fn set(&self, r: &LinuxResources, devices: Option<&Emulator>, fresh: bool) -> Result<()> {
+        let r = &*crate::cgroups::unset::without_zeros(r);
         Self::check(r)?;
         let dir = self.dir()?;
         if let Some(p) = r.pids().as_ref().filter(|p| pids::is_set(p)) {
@@ -167,6 +168,10 @@ impl CgroupManager for Manager {
 
     fn pids(&self) -> Result<Vec<i32>> {
         let mut out = Vec::new();
+        if self.st.hierarchies.is_empty() {
+            // Rootless without a cgroup.
+            return Ok(out);
+        }
         fs::procs_recursive(self.dir()?, &mut out)?;
         Ok(out)
     }
@@ -192,6 +197,10 @@ impl CgroupManager for Manager {
     }
 
     fn kill_all(&self, sig: Signal) -> Result<()> {
+        if self.st.hierarchies.is_empty() {
+            // Rootless without a cgroup: the caller signals the init itself.
+            return Ok(());
+        }
         let dir = self.dir()?;
         if sig == Signal::SIGKILL {
             // Linux 5.14+: the kernel kills the whole subtree, forks included.

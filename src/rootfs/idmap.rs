@@ -1,0 +1,256 @@
+//! Idmapped bind mounts: `mounts[].uidMappings`/`gidMappings` and the `idmap`/`ridmap` options.
+//!
+//! The kernel idmaps a mount only for a caller with CAP_SYS_ADMIN over the user namespace of
+//! the mounted filesystem (the host's, for host filesystems) and only while the mount is still
+//! detached. So the runtime, in the host's user namespace and before the init is cloned, makes a
+//! detached copy of each such source — `open_tree(OPEN_TREE_CLONE [| AT_RECURSIVE for rbind])`
+//! — and idmaps it with `mount_setattr(MOUNT_ATTR_IDMAP [, AT_RECURSIVE for ridmap])`, using a
+//! user namespace that carries the mount's maps (see [`crate::userns::mapping_userns`]; one per
+//! distinct mapping). The init inherits the detached trees and attaches each with `move_mount`
+//! onto its mount point inside the rootfs (in the container's mount namespace, before
+//! pivot_root); the mount's other options are applied there as for any bind mount.
+//!
+//! Without mount-level maps, `idmap`/`ridmap` use the container's user namespace: the maps of a
+//! new one, or the joined one itself.
+
+use super::mount_opts;
+use crate::error::{Context, Error, Result};
+use crate::namespaces::Plan;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Mount, Spec};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+const OPEN_TREE_CLONE: libc::c_uint = 0x1;
+const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// What a mount entry asks for: whether it is idmapped, and recursively.
+fn idmap_request(m: &Mount) -> Option<mount_opts::MountOpts> {
+    let empty = Vec::new();
+    let o = mount_opts::parse(m.options().as_ref().unwrap_or(&empty));
+    let has_maps = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
+        || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+    (o.idmap || has_maps).then_some(o)
+}
+
+fn what(m: &Mount) -> String {
+    format!("mounts: {}", m.destination().display())
+}
+
+/// Checks the idmapped entries of `spec` (part of config validation).
+pub fn validate(spec: &Spec) -> Result<()> {
+    let userns = crate::spec::has_ns(spec, LinuxNamespaceType::User);
+    for m in spec.mounts().iter().flatten() {
+        let Some(o) = idmap_request(m) else { continue };
+        let uid = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+        let gid = m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+        if uid != gid {
+            return Err(Error::config(format!(
+                "{}: uidMappings and gidMappings must be given together",
+                what(m)
+            )));
+        }
+        if !(o.is_bind() || m.typ().as_deref() == Some("bind")) {
+            return Err(Error::config(format!(
+                "{}: idmapped mounts are supported for bind mounts only",
+                what(m)
+            )));
+        }
+        if !uid && !userns {
+            return Err(Error::config(format!(
+                "{}: idmap without uidMappings/gidMappings needs a user namespace to take the \
+                 mapping from",
+                what(m)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// True if any mount of `spec` is idmapped.
+pub fn any(spec: &Spec) -> bool {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .any(|m| idmap_request(m).is_some())
+}
+
+/// Detached, idmapped copies of the sources of the idmapped entries, by `mounts[]` index.
+#[derive(Default)]
+pub struct Sources {
+    trees: Vec<Option<OwnedFd>>,
+}
+
+impl Sources {
+    /// Raw fds by mount index, for the init (which inherits them).
+    pub fn raw(&self) -> Vec<Option<RawFd>> {
+        self.trees
+            .iter()
+            .map(|t| t.as_ref().map(|f| f.as_raw_fd()))
+            .collect()
+    }
+}
+
+/// The user namespaces carrying each distinct mapping, made once.
+struct UsernsCache<'a> {
+    made: Vec<(String, OwnedFd)>,
+    joined: Option<BorrowedFd<'a>>,
+}
+
+impl UsernsCache<'_> {
+    fn get(&mut self, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<BorrowedFd<'_>> {
+        let key = format!(
+            "{}|{}",
+            serde_json::to_string(uid).unwrap_or_default(),
+            serde_json::to_string(gid).unwrap_or_default()
+        );
+        let i = match self.made.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let fd = crate::userns::mapping_userns(uid, gid)?;
+                self.made.push((key, fd));
+                self.made.len() - 1
+            }
+        };
+        Ok(self.made[i].1.as_fd())
+    }
+}
+
+/// Makes the detached idmapped trees (runtime side, host user namespace, before clone).
+pub fn prepare(spec: &Spec, bundle: &Path, plan: &Plan) -> Result<Sources> {
+    if !any(spec) {
+        return Ok(Sources::default());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::config(
+            "mounts: idmapped mounts need the runtime to run as root (the kernel requires \
+             CAP_SYS_ADMIN over the source file system)",
+        ));
+    }
+    let linux = spec.linux().as_ref();
+    let joined = plan
+        .join
+        .iter()
+        .find(|j| j.typ == LinuxNamespaceType::User)
+        .map(|j| j.fd.as_fd());
+    let mut cache = UsernsCache {
+        made: Vec::new(),
+        joined,
+    };
+    let mut trees = Vec::new();
+    for m in spec.mounts().iter().flatten() {
+        let Some(o) = idmap_request(m) else {
+            trees.push(None);
+            continue;
+        };
+        let own_uid = m.uid_mappings().as_ref().filter(|v| !v.is_empty());
+        let own_gid = m.gid_mappings().as_ref().filter(|v| !v.is_empty());
+        let userns = match (own_uid, own_gid) {
+            (Some(u), Some(g)) => cache.get(u, g)?,
+            _ => match cache.joined {
+                Some(fd) => fd,
+                None => {
+                    let empty = Vec::new();
+                    let u = linux
+                        .and_then(|l| l.uid_mappings().as_ref())
+                        .unwrap_or(&empty);
+                    let g = linux
+                        .and_then(|l| l.gid_mappings().as_ref())
+                        .unwrap_or(&empty);
+                    if u.is_empty() || g.is_empty() {
+                        return Err(Error::config(format!(
+                            "{}: idmap without uidMappings/gidMappings needs \
+                             linux.uidMappings and linux.gidMappings to take the mapping from",
+                            what(m)
+                        )));
+                    }
+                    cache.get(u, g)?
+                }
+            },
+        };
+        let src = match m.source().as_ref() {
+            Some(s) if s.is_absolute() => s.clone(),
+            Some(s) => bundle.join(s),
+            None => {
+                return Err(Error::config(format!(
+                    "{}: bind mount has no source",
+                    what(m)
+                )))
+            }
+        };
+        let rec_bind = o.flags.contains(nix::mount::MsFlags::MS_REC);
+        let tree = open_tree(&src, rec_bind)
+            .ctx(|| format!("{}: open_tree {}", what(m), src.display()))?;
+        super::mounts::mount_setattr(&tree, o.idmap_recursive, MOUNT_ATTR_IDMAP, 0, Some(userns))
+            .map_err(|e| match e {
+            nix::errno::Errno::EINVAL => Error::config(format!(
+                "{}: cannot idmap {}: its file system does not support idmapped mounts \
+                     (mount_setattr: EINVAL)",
+                what(m),
+                src.display()
+            )),
+            e => Error::Sys {
+                ctx: format!("{}: idmap {}: mount_setattr", what(m), src.display()),
+                source: e,
+            },
+        })?;
+        trees.push(Some(tree));
+    }
+    Ok(Sources { trees })
+}
+
+fn open_tree(src: &Path, recursive: bool) -> nix::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(src.as_os_str().as_bytes())
+        .map_err(|_| nix::errno::Errno::EINVAL)?;
+    let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: valid C string, flags as documented for open_tree(2).
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if r < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    // SAFETY: open_tree returned a new fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Attaches a detached tree onto `target` (an fd of the mount point): init side.
+pub fn attach(tree: RawFd, target: &OwnedFd) -> nix::Result<()> {
+    // SAFETY: both fds are open; empty paths with the EMPTY_PATH flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        Err(nix::errno::Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the kernel has mount_setattr(2) (Linux 5.12+), which idmapped mounts need: probed
+/// with an invalid fd (EBADF when present, ENOSYS when not).
+pub fn kernel_supported() -> bool {
+    // SAFETY: the call fails on the fd check before reading the (null) attribute pointer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            std::ptr::null::<u8>(),
+            32usize,
+        )
+    };
+    !(r < 0 && nix::errno::Errno::last() == nix::errno::Errno::ENOSYS)
+}

@@ -1,0 +1,474 @@
+//! `exec` through the binary: `--process` and positional args, runc's flags, detach and pid
+//! file, exit status propagation, 255 for runtime errors, stopped containers, `--preserve-fds`,
+//! and a terminal handed over `--console-socket`.
+mod common;
+use common::*;
+use serde_json::json;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+/// A running `sleep` container (created and started) in its own environment.
+fn running(env: &Env, config: serde_json::Value) -> (Bundle, String) {
+    let b = env.bundle(&config);
+    let id = env.id();
+    env.create(&b, &id);
+    env.ok(&["start", &id]);
+    (b, id)
+}
+
+fn sleeper() -> serde_json::Value {
+    base_config(&["sleep", "1000"])
+}
+
+fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn init_pid(env: &Env, id: &str) -> i64 {
+    env.state(id)["pid"].as_i64().unwrap()
+}
+
+/// Waits (bounded) for a pid to exit (gone, or a zombie its new parent has not reaped yet).
+fn wait_gone(pid: i32) {
+    wait_until(10, "process to exit", || {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(s) => s
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z')),
+        }
+    });
+}
+
+#[test]
+fn positional_args_output_and_exit_status() {
+    require_root!();
+    let env = Env::new();
+    let (b, id) = running(&env, sleeper());
+    let o = env.rt(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo out-$((6*7)); echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "stderr: {}", err(&o));
+    assert_eq!(out(&o), "out-42\n");
+    assert_eq!(err(&o), "err\n");
+    // Arguments with dashes after the id belong to the command.
+    let o = env.rt(&["exec", &id, "ls", "-d", "/proc/1"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "/proc/1\n");
+    // The process joined the container: its pid 1 is the container's sleep.
+    let o = env.ok(&["exec", &id, "cat", "/proc/1/cmdline"]);
+    assert_eq!(o, "sleep\x001000\x00");
+    // Killed by a signal: 128+N.
+    let o = env.rt(&["exec", &id, "sh", "-c", "kill -9 $$"]);
+    assert_eq!(o.status.code(), Some(137));
+    env.ok(&["kill", &id, "KILL"]);
+    wait_until(10, "stopped", || env.status(&id) == "stopped");
+    env.ok(&["delete", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+#[test]
+fn process_json() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let p = env.tmp.join("process.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&json!({
+            "terminal": false,
+            "user": {"uid": 1000, "gid": 1000, "additionalGids": [5]},
+            "args": ["sh", "-c", "echo \"$FOO $(pwd) $(id -u) $(id -G)\"; exit 4"],
+            "env": ["PATH=/bin", "FOO=from-process-json"],
+            "cwd": "/tmp",
+            "noNewPrivileges": true
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let o = env.rt(&["exec", "--process", p.to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(4), "stderr: {}", err(&o));
+    assert_eq!(out(&o), "from-process-json /tmp 1000 1000 5\n");
+    // A process file that is not JSON: runtime error, 255.
+    std::fs::write(&p, "{not json").unwrap();
+    let o = env.rt(&["exec", "--process", p.to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(!err(&o).is_empty());
+}
+
+#[test]
+fn env_cwd_user_and_groups() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let o = env.ok(&[
+        "exec",
+        "-e",
+        "A=1",
+        "--env",
+        "B=two",
+        "--cwd",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "-g",
+        "5",
+        "--additional-gids",
+        "6",
+        &id,
+        "sh",
+        "-c",
+        "echo \"$A $B $(pwd) $(id -u):$(id -g) $(id -G)\"",
+    ]);
+    assert_eq!(o, "1 two /tmp 1000:1000 1000 5 6\n");
+    // The container's environment is kept and -e overrides it.
+    let o = env.ok(&[
+        "exec",
+        "-e",
+        "TERM=dumb",
+        &id,
+        "sh",
+        "-c",
+        "echo $PATH $TERM",
+    ]);
+    assert_eq!(o, "/bin dumb\n");
+    // A user name from the container's /etc/passwd, with its primary group.
+    let o = env.ok(&[
+        "exec",
+        "-u",
+        "user",
+        &id,
+        "sh",
+        "-c",
+        "echo $(id -u):$(id -g) $HOME",
+    ]);
+    assert_eq!(o, "1000:1000 /home/user\n");
+    // Only a uid: gid stays the container's (0).
+    let o = env.ok(&[
+        "exec",
+        "-u",
+        "1000",
+        &id,
+        "sh",
+        "-c",
+        "echo $(id -u):$(id -g)",
+    ]);
+    assert_eq!(o, "1000:0\n");
+    let e = env.rt(&["exec", "-u", "nosuchuser", &id, "true"]);
+    assert_eq!(e.status.code(), Some(255));
+    assert!(err(&e).contains("nosuchuser"), "{}", err(&e));
+    // A cwd that does not exist in the container: the exec fails.
+    let e = env.rt(&["exec", "--cwd", "/does/not/exist", &id, "true"]);
+    assert_eq!(e.status.code(), Some(255));
+}
+
+/// The effective capability mask of the exec'd process, from /proc/self/status.
+fn cap_eff(env: &Env, args: &[&str]) -> u64 {
+    let mut a = vec!["exec"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["grep", "CapEff", "/proc/self/status"]);
+    let o = env.ok(&a);
+    u64::from_str_radix(o.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}
+
+#[test]
+fn cap_and_no_new_privs() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = sleeper();
+    cfg["process"]["noNewPrivileges"] = json!(false);
+    let (_b, id) = running(&env, cfg);
+    const SYS_ADMIN: u64 = 1 << 21;
+    const CHOWN: u64 = 1 << 0;
+    let plain = cap_eff(&env, &[&id]);
+    assert_eq!(
+        plain & SYS_ADMIN,
+        0,
+        "the container's set has no CAP_SYS_ADMIN"
+    );
+    assert_ne!(plain & CHOWN, 0);
+    let with = cap_eff(&env, &["--cap", "CAP_SYS_ADMIN", &id]);
+    assert_eq!(with, plain | SYS_ADMIN);
+    // A capability name without the CAP_ prefix, and a bad one.
+    let with = cap_eff(&env, &["-c", "NET_ADMIN", &id]);
+    assert_ne!(with & (1 << 12), 0);
+    let e = env.rt(&["exec", "--cap", "CAP_NOPE", &id, "true"]);
+    assert_eq!(e.status.code(), Some(255));
+    // no_new_privs: off in this container, on with --no-new-privs.
+    let o = env.ok(&["exec", &id, "grep", "NoNewPrivs", "/proc/self/status"]);
+    assert!(o.ends_with("0\n"), "{o}");
+    let o = env.ok(&[
+        "exec",
+        "--no-new-privs",
+        &id,
+        "grep",
+        "NoNewPrivs",
+        "/proc/self/status",
+    ]);
+    assert!(o.ends_with("1\n"), "{o}");
+}
+
+#[test]
+fn detach_writes_pid_file_of_the_started_process() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let pf = env.tmp.join("exec.pid");
+    let pfs = pf.to_str().unwrap();
+    let o = env.rt(&["exec", "-d", "--pid-file", pfs, &id, "sleep", "555"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let text = std::fs::read_to_string(&pf).unwrap();
+    assert!(
+        text.chars().all(|c| c.is_ascii_digit()),
+        "pid file {text:?}"
+    );
+    let pid: i32 = text.parse().unwrap();
+    // The pid is the exec'd command itself, already running it, in the container's namespaces
+    // and cgroup.
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, "sleep\x00555\x00");
+    let init = init_pid(&env, &id);
+    for ns in ["pid", "mnt", "net", "ipc", "uts"] {
+        let a = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let b = std::fs::read_link(format!("/proc/{init}/ns/{ns}")).unwrap();
+        assert_eq!(a, b, "{ns} namespace");
+    }
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap(),
+        std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap()
+    );
+    // SAFETY: killing the process we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_gone(pid);
+}
+
+#[test]
+fn missing_binary_fails_without_pid_file() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let pf = env.tmp.join("missing.pid");
+    let pfs = pf.to_str().unwrap();
+    for cmd in ["/no/such/binary", "no-such-command"] {
+        let o = env.rt(&["exec", "-d", "--pid-file", pfs, &id, cmd]);
+        assert!(!o.status.success());
+        assert!(!pf.exists(), "pid file written for a failed exec of {cmd}");
+        assert!(err(&o).contains(cmd), "{}", err(&o));
+        // Foreground: a runtime error, 255.
+        let o = env.rt(&["exec", &id, cmd]);
+        assert_eq!(o.status.code(), Some(255), "{}", err(&o));
+    }
+    // The container is unaffected.
+    assert_eq!(env.status(&id), "running");
+}
+
+#[test]
+fn error_paths() {
+    require_root!();
+    let env = Env::new();
+    // Missing container: 255 and runc's "does not exist".
+    let o = env.rt(&["exec", "nosuchcontainer", "true"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(err(&o).contains("does not exist"), "{}", err(&o));
+    // Stopped container: runc's message.
+    let (_b, id) = running(&env, base_config(&["sh", "-c", "exit 0"]));
+    wait_until(10, "container to stop", || env.status(&id) == "stopped");
+    let o = env.rt(&["exec", &id, "true"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        err(&o).contains("cannot exec in a stopped container"),
+        "{}",
+        err(&o)
+    );
+    // No command and no --process.
+    let (_b2, id2) = running(&env, sleeper());
+    let o = env.rt(&["exec", &id2]);
+    assert!(!o.status.success());
+    // A tty without a console socket cannot be detached.
+    let o = env.rt(&["exec", "-t", "-d", &id2, "true"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("console-socket"), "{}", err(&o));
+}
+
+#[test]
+fn foreground_exec_forwards_signals() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let outp = env.tmp.join("sig.out");
+    let mut child = env
+        .cmd(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 9' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::fs::File::create(&outp).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(10, "exec'd shell ready", || read(&outp).contains("ready"));
+    // SAFETY: signalling the runtime process we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(9));
+    assert!(read(&outp).contains("got-term"));
+}
+
+/// Freezes (or thaws) the cgroup of `pid` directly, as `pause`/`resume` would.
+fn set_frozen(pid: i64, frozen: bool) {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for l in cg.lines() {
+        let f: Vec<&str> = l.splitn(3, ':').collect();
+        if f[1].split(',').any(|c| c == "freezer") {
+            let p = format!("/sys/fs/cgroup/freezer{}/freezer.state", f[2]);
+            std::fs::write(p, if frozen { "FROZEN" } else { "THAWED" }).unwrap();
+            return;
+        }
+    }
+    let path = cg.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    for mnt in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let p = format!("{mnt}{path}/cgroup.freeze");
+        if Path::new(&p).exists() {
+            std::fs::write(p, if frozen { "1" } else { "0" }).unwrap();
+            return;
+        }
+    }
+    panic!("no freezer for pid {pid}");
+}
+
+#[test]
+fn paused_container_refuses_exec() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let pid = init_pid(&env, &id);
+    set_frozen(pid, true);
+    wait_until(10, "paused", || env.status(&id) == "paused");
+    let o = env.rt(&["exec", &id, "true"]);
+    set_frozen(pid, false);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(
+        err(&o).contains("cannot exec in a paused container (use --ignore-paused to override)"),
+        "{}",
+        err(&o)
+    );
+    wait_until(10, "running", || env.status(&id) == "running");
+    env.ok(&["exec", &id, "true"]);
+}
+
+#[test]
+fn preserve_fds() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let f = env.tmp.join("fd3");
+    std::fs::write(&f, "through fd 3\n").unwrap();
+    let run = |preserve: bool| {
+        let file = std::fs::File::open(&f).unwrap();
+        let mut args = vec!["exec"];
+        if preserve {
+            args.extend_from_slice(&["--preserve-fds", "1"]);
+        }
+        args.extend_from_slice(&[&id, "sh", "-c", "cat <&3"]);
+        let mut c = env.cmd(&args);
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // SAFETY: dup2 in the child between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                // dup2 onto itself would keep close-on-exec.
+                let r = if raw == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(raw, 3)
+                };
+                if r < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c.output().unwrap()
+    };
+    let o = run(true);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "through fd 3\n");
+    // Without --preserve-fds the runtime's fd 3 does not reach the process.
+    let o = run(false);
+    assert!(
+        !o.status.success(),
+        "fd 3 leaked into the container: {}",
+        out(&o)
+    );
+}
+
+#[test]
+fn tty_over_console_socket() {
+    require_root!();
+    let env = Env::new();
+    let (_b, id) = running(&env, sleeper());
+    let sock = env.tmp.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let pf = env.tmp.join("tty.pid");
+    let o = env.rt(&[
+        "exec",
+        "-t",
+        "-d",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "tty; echo tty-ok; read line; echo got-$line",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let (conn, _) = listener.accept().unwrap();
+    let master = rruntime::tty::recv_fd(conn.as_fd()).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    wait_until(10, "tty output", || {
+        let mut p = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&master),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, 100) } > 0 {
+            if let Ok(n) = nix::unistd::read(&master, &mut buf) {
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        seen.contains("tty-ok")
+    });
+    assert!(seen.contains("/dev/pts/"), "{seen:?}");
+    nix::unistd::write(&master, b"hello\n").unwrap();
+    wait_until(10, "echo of the input", || {
+        let mut p = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&master),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, 100) } > 0 {
+            if let Ok(n) = nix::unistd::read(&master, &mut buf) {
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        seen.contains("got-hello")
+    });
+    let pid: i32 = std::fs::read_to_string(&pf).unwrap().parse().unwrap();
+    wait_gone(pid);
+    assert!(Path::new(&sock).exists());
+}

@@ -1,0 +1,297 @@
+//! Namespaces: new ones (compared with the host's), none, joined by path (another container's,
+//! an `ip netns` one), wrong-type paths, hostname/domainname, a container without a mount
+//! namespace (mounts in the host namespace, cleaned up by delete), cgroup and user namespaces.
+mod common;
+use common::*;
+use serde_json::json;
+use std::os::unix::fs::MetadataExt;
+
+const NS: [&str; 6] = ["pid", "net", "ipc", "uts", "mnt", "cgroup"];
+
+fn ns_script() -> String {
+    "for n in pid net ipc uts mnt cgroup; do echo $n $(readlink /proc/self/ns/$n); done; echo pid1 $$"
+        .to_string()
+}
+
+fn parse_ns(out: &str) -> std::collections::HashMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn new_namespaces_differ_from_the_host() {
+    require_root!();
+    let env = Env::new();
+    let out = env.sh(&format!("{}; ls /sys/class/net", ns_script()), |c| {
+        set_namespaces(c, &["pid", "network", "ipc", "uts", "mount", "cgroup"]);
+    });
+    let m = parse_ns(&out);
+    for n in NS {
+        assert_ne!(m[n], host_ns(n), "{n} namespace is the host's");
+    }
+    assert_eq!(m["pid1"], "1");
+    // A new network namespace has only loopback.
+    let devs: Vec<&str> = out.lines().filter(|l| !l.contains(' ')).collect();
+    assert_eq!(devs, ["lo"], "{out}");
+}
+
+#[test]
+fn without_namespaces_the_host_ones_are_used() {
+    require_root!();
+    let env = Env::new();
+    let out = env.sh(&ns_script(), |c| {
+        set_namespaces(c, &["mount"]);
+        c.as_object_mut().unwrap().remove("hostname");
+    });
+    let m = parse_ns(&out);
+    for n in ["pid", "net", "ipc", "uts", "cgroup"] {
+        assert_eq!(m[n], host_ns(n), "{n}");
+    }
+    assert_ne!(m["mnt"], host_ns("mnt"));
+    assert_ne!(m["pid1"], "1");
+}
+
+#[test]
+fn hostname_and_domainname() {
+    require_root!();
+    let env = Env::new();
+    let host_before = nix::unistd::gethostname().unwrap();
+    let out = env.sh("hostname; cat /proc/sys/kernel/domainname", |c| {
+        c["hostname"] = json!("myhost");
+        c["domainname"] = json!("example.org");
+    });
+    assert_eq!(out, "myhost\nexample.org\n");
+    assert_eq!(nix::unistd::gethostname().unwrap(), host_before);
+}
+
+/// A second container joins the first one's namespaces by /proc/<pid>/ns paths: same
+/// namespace inodes, same hostname, and the first container's processes are visible.
+#[test]
+fn join_another_containers_namespaces() {
+    require_root!();
+    let env = Env::new();
+    let mut a_cfg = base_config(&["sleep", "1000"]);
+    a_cfg["hostname"] = json!("alpha");
+    let a = env.bundle(&a_cfg);
+    let aid = env.id();
+    env.create(&a, &aid);
+    env.ok(&["start", &aid]);
+    let apid = env.pid(&aid);
+
+    let script = format!(
+        "{}; hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo",
+        ns_script()
+    );
+    let mut cfg = base_config(&["sh", "-c", &script]);
+    cfg.as_object_mut().unwrap().remove("hostname");
+    cfg["linux"]["namespaces"] = json!([
+        {"type": "pid", "path": format!("/proc/{apid}/ns/pid")},
+        {"type": "network", "path": format!("/proc/{apid}/ns/net")},
+        {"type": "ipc", "path": format!("/proc/{apid}/ns/ipc")},
+        {"type": "uts", "path": format!("/proc/{apid}/ns/uts")},
+        {"type": "mount"}
+    ]);
+    let out = env.run_ok(&cfg);
+    let m = parse_ns(&out);
+    for n in ["pid", "net", "ipc", "uts"] {
+        assert_eq!(m[n], pid_ns(apid, n), "{n}: {out}");
+    }
+    assert_ne!(m["mnt"], pid_ns(apid, "mnt"));
+    assert_ne!(
+        m["pid1"], "1",
+        "the joiner is not pid 1 of the joined namespace"
+    );
+    assert!(out.contains("alpha\n"), "{out}");
+    assert!(
+        out.contains("sleep 1000"),
+        "pid 1 of the joined namespace: {out}"
+    );
+    // The first container is unaffected.
+    assert_eq!(env.status(&aid), "running");
+    env.finish(&aid, &a);
+}
+
+struct NetNs(String);
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+/// Joining a network namespace made with `ip netns add`: the container's namespace is the one
+/// bound at /run/netns/NAME (same inode), and it survives the container.
+#[test]
+fn join_ip_netns() {
+    require_root!();
+    if std::process::Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("skipped: no ip(8)");
+        return;
+    }
+    let env = Env::new();
+    let name = unique("rrt-netns");
+    let st = std::process::Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _guard = NetNs(name.clone());
+    let path = format!("/run/netns/{name}");
+    let ino = std::fs::metadata(&path).unwrap().ino();
+    let mut cfg = base_config(&["readlink", "/proc/self/ns/net"]);
+    cfg["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+        {"type": "network", "path": path}
+    ]);
+    let out = env.run_ok(&cfg);
+    assert_eq!(out.trim(), format!("net:[{ino}]"));
+    assert!(std::path::Path::new(&path).exists());
+}
+
+/// A namespace path of the wrong type, a file that is no namespace, a missing path: create
+/// fails naming the path, before anything is made.
+#[test]
+fn bad_namespace_paths() {
+    require_root!();
+    let env = Env::new();
+    let me = std::process::id();
+    let plain = env.tmp.join("plain-file");
+    std::fs::write(&plain, "x").unwrap();
+    for (typ, path, want) in [
+        (
+            "network",
+            format!("/proc/{me}/ns/ipc"),
+            "not a net namespace",
+        ),
+        ("pid", format!("/proc/{me}/ns/uts"), "not a pid namespace"),
+        ("mount", format!("/proc/{me}/ns/net"), "not a mnt namespace"),
+        (
+            "uts",
+            plain.to_str().unwrap().to_string(),
+            "not a namespace file",
+        ),
+        ("ipc", "/no/such/ns".to_string(), "/no/such/ns"),
+    ] {
+        let mut cfg = base_config(&["true"]);
+        let mut nss: Vec<serde_json::Value> = ["pid", "network", "ipc", "uts", "mount"]
+            .iter()
+            .filter(|t| **t != typ)
+            .map(|t| json!({"type": t}))
+            .collect();
+        nss.push(json!({"type": typ, "path": path}));
+        cfg["linux"]["namespaces"] = json!(nss);
+        let err = env.create_fails(&cfg);
+        assert!(err.contains(want), "{typ} {path}: {err}");
+    }
+}
+
+/// Without a mount namespace (runtime-tools' linux_ns_itype case) the container's mounts are
+/// made in the host's namespace under the rootfs; delete removes every one of them.
+#[test]
+fn no_mount_namespace_cleans_host_mounts() {
+    require_root!();
+    let env = Env::new();
+    let out = env.scratch("out");
+    let mut cfg = base_config(&[
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/mnt > /out/mnt; cat /proc/version | wc -c > /out/masked; ls /bin/busybox > /out/ls",
+    ]);
+    set_namespaces(&mut cfg, &["pid", "network", "ipc", "uts"]);
+    cfg["linux"]["maskedPaths"] = json!(["/proc/version", "/sys/firmware"]);
+    add_bind(&mut cfg, &out, "/out", &["rbind", "rw"]);
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    env.create(&b, &id);
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rootfs = std::fs::canonicalize(b.rootfs()).unwrap();
+    let under: Vec<MountLine> = parse_mountinfo(&mi)
+        .into_iter()
+        .filter(|m| m.mount_point.starts_with(rootfs.to_str().unwrap()))
+        .collect();
+    for sub in ["proc", "dev", "dev/pts", "sys", "out"] {
+        let p = rootfs.join(sub);
+        assert!(
+            under.iter().any(|m| m.mount_point == p.to_str().unwrap()),
+            "{sub} not mounted on the host: {under:?}"
+        );
+    }
+    env.ok(&["start", &id]);
+    env.wait_stopped(&id);
+    assert_eq!(read(&out.join("mnt")).trim(), host_ns("mnt"));
+    assert_eq!(
+        read(&out.join("masked")).trim(),
+        "0",
+        "maskedPaths without a mount ns"
+    );
+    assert_eq!(read(&out.join("ls")).trim(), "/bin/busybox");
+    env.ok(&["delete", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+    // Also when the container is deleted while still created, and with --force while running.
+    for started in [false, true] {
+        let mut cfg = base_config(&["sleep", "1000"]);
+        set_namespaces(&mut cfg, &["pid", "network", "ipc", "uts"]);
+        let b = env.bundle(&cfg);
+        let id = env.id();
+        env.create(&b, &id);
+        if started {
+            env.ok(&["start", &id]);
+        }
+        env.ok(&["delete", "--force", &id]);
+        env.assert_no_leaks(&id, Some(&b));
+    }
+}
+
+/// With a cgroup namespace the container's cgroups are the roots of its view.
+#[test]
+fn cgroup_namespace() {
+    require_root!();
+    let env = Env::new();
+    let out = env.sh("cat /proc/self/cgroup", |c| {
+        set_namespaces(c, &["pid", "network", "ipc", "uts", "mount", "cgroup"]);
+    });
+    for l in out.lines() {
+        // name=systemd is joined best-effort and may sit outside the namespace root.
+        if l.contains("name=systemd") {
+            continue;
+        }
+        assert!(l.ends_with(":/"), "{l} in:\n{out}");
+    }
+    let b = env.bundle(&base_config(&["cat", "/proc/self/cgroup"]));
+    let id = env.id();
+    let o = env.rt(&["run", "--bundle", b.path(), &id]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.lines().any(|l| l.ends_with(&format!("/{id}"))),
+        "without a cgroup namespace the path shows: {out}"
+    );
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+/// A user namespace with uid/gid mappings: root inside is mapped to the host ids given.
+#[test]
+fn user_namespace_mappings() {
+    require_root!();
+    let env = Env::new();
+    let out = env.sh(
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; readlink /proc/self/ns/user",
+        |c| {
+            set_namespaces(c, &["pid", "network", "ipc", "uts", "mount", "user"]);
+            c["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        },
+    );
+    let lines: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(lines[0], "0 100000 65536", "{out}");
+    assert_eq!(lines[1], "0 100000 65536", "{out}");
+    assert_eq!(lines[2], "0");
+    assert_ne!(lines[3], host_ns("user"));
+}
