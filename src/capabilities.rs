@@ -13,6 +13,9 @@ pub struct CapSets {
     pub permitted: CapsHashSet,
     pub inheritable: CapsHashSet,
     pub ambient: CapsHashSet,
+    /// The runtime's own bounding set, read by [`CapSets::restrict_to_available`]; the init and
+    /// exec children inherit it, so [`apply_bounding`] need not read it again (41 prctl calls).
+    pub available: Option<CapsHashSet>,
 }
 
 fn convert(set: Option<&oci_spec::runtime::Capabilities>) -> Result<CapsHashSet> {
@@ -34,6 +37,7 @@ pub fn from_spec(c: &LinuxCapabilities) -> Result<CapSets> {
         permitted: convert(c.permitted().as_ref())?,
         inheritable: convert(c.inheritable().as_ref())?,
         ambient: convert(c.ambient().as_ref())?,
+        available: None,
     })
 }
 
@@ -69,6 +73,7 @@ impl CapSets {
                 keep
             });
         }
+        self.available = Some(avail);
         dropped
     }
 
@@ -84,7 +89,14 @@ fn cerr(what: &str, e: caps::errors::CapsError) -> Error {
 /// Drops every capability not in the bounding set (needs CAP_SETPCAP, so done while the
 /// process still has it).
 pub fn apply_bounding(c: &CapSets) -> Result<()> {
-    let current = caps::read(None, CapSet::Bounding).map_err(|e| cerr("read bounding", e))?;
+    let read;
+    let current = match &c.available {
+        Some(a) => a,
+        None => {
+            read = caps::read(None, CapSet::Bounding).map_err(|e| cerr("read bounding", e))?;
+            &read
+        }
+    };
     for cap in current.difference(&c.bounding) {
         caps::drop(None, CapSet::Bounding, *cap).map_err(|e| cerr("drop bounding", e))?;
     }

@@ -41,7 +41,7 @@ pub fn init_alive(pid: i32, start: u64) -> bool {
     if pid <= 0 {
         return false;
     }
-    let Ok(data) = std::fs::read(format!("/proc/{pid}/stat")) else {
+    let Some(data) = crate::state::read_stat(pid) else {
         return false;
     };
     match crate::state::parse_stat(&data) {

@@ -422,8 +422,18 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// Start time of a process (clock ticks since boot), or None when it does not exist.
 pub fn pid_start_time(pid: i32) -> Option<u64> {
-    let data = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&data).map(|(_, start)| start)
+    parse_stat(&read_stat(pid)?).map(|(_, start)| start)
+}
+
+/// Reads /proc/<pid>/stat in one read (procfs reports size 0, and std's growing reads would take
+/// six), or None when the process does not exist.
+pub fn read_stat(pid: i32) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::with_capacity(1024);
+    std::fs::File::open(format!("/proc/{pid}/stat"))
+        .and_then(|mut f| f.read_to_end(&mut data))
+        .ok()?;
+    Some(data)
 }
 
 /// Parses /proc/<pid>/stat: (state char, start time).

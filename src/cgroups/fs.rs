@@ -86,7 +86,9 @@ pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
 }
 
 pub(crate) fn read_path(path: &Path) -> Result<String> {
-    let mut s = String::new();
+    // Proc and cgroup files report size 0: start with a page rather than std's 32-byte probe
+    // (mountinfo would otherwise take eight reads).
+    let mut s = String::with_capacity(4096);
     File::open(path)
         .and_then(|mut f| f.read_to_string(&mut s))
         .map_err(|e| CgroupError::io(path, e))?;
@@ -240,14 +242,24 @@ pub(crate) const REMOVE_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Removes the cgroup `dir` and every sub-cgroup inside it (deepest first), retrying EBUSY with a
 /// short backoff until `deadline`. A directory that is already gone is fine.
 pub(crate) fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
-    for sub in subdirs(dir)? {
-        remove_tree(&sub, deadline)?;
-    }
+    // The common case is a leaf cgroup: try rmdir first and list the directory (an expensive
+    // readdir of every control file) only when the kernel says it is busy, which is also what it
+    // says when child cgroups exist.
     let mut delay = Duration::from_micros(500);
+    let mut children_removed = false;
     loop {
         match fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if !children_removed
+                    && matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) =>
+            {
+                children_removed = true;
+                for sub in subdirs(dir)? {
+                    remove_tree(&sub, deadline)?;
+                }
+            }
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 let now = Instant::now();
                 if now >= deadline {
