@@ -50,6 +50,13 @@ pub fn init_alive(pid: i32, start: u64) -> bool {
     }
 }
 
+/// Whether the container's cgroup is frozen now, by whomever.
+pub fn cgroup_frozen(st: &State) -> bool {
+    cgroups::from_state(&st.cgroup, &CgroupOptions::default())
+        .and_then(|m| m.is_frozen())
+        .unwrap_or(false)
+}
+
 /// Derives the status of a container from its state and the system.
 pub fn status(dir: &ContainerDir, st: &State) -> Status {
     if st.pid == 0 {
@@ -62,10 +69,9 @@ pub fn status(dir: &ContainerDir, st: &State) -> Status {
         return Status::Stopped;
     }
     // A frozen cgroup is `paused` even before `start` (runc allows pausing a created
-    // container and reports it as paused, checking the freezer before the exec fifo).
-    let frozen = cgroups::from_state(&st.cgroup, &CgroupOptions::default())
-        .and_then(|m| m.is_frozen())
-        .unwrap_or(false);
+    // container and reports it as paused, checking the freezer before the exec fifo) — if the
+    // freeze is the user's `pause`, not the moment `kill --all` freezes the cgroup.
+    let frozen = dir.marked_paused() && cgroup_frozen(st);
     if frozen {
         Status::Paused
     } else if dir.fifo_exists() {

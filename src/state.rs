@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_ROOT: &str = "/run/rruntime";
 pub const STATE_FILE: &str = "state.json";
 pub const FIFO_FILE: &str = "exec.fifo";
+/// Present while the container is paused by `pause` (see [`ContainerDir::mark_paused`]).
+pub const PAUSED_FILE: &str = "paused";
 /// The largest state.json read back (it holds the config, so it is not tiny; but a file of
 /// gigabytes put there is not read into memory).
 pub const MAX_STATE_SIZE: u64 = 64 << 20;
@@ -297,6 +299,37 @@ impl ContainerDir {
     }
 
     /// True while `exec.fifo` exists (between create and start).
+    /// Records that the user paused the container (`pause`), or clears it (`resume`, SIGKILL).
+    /// `state` reports `paused` only for a frozen cgroup with this mark: `kill --all` and
+    /// `delete --force` freeze the cgroup for a moment too, and a concurrent `state` must not
+    /// call that a pause.
+    pub fn mark_paused(&self, paused: bool) -> Result<()> {
+        if paused {
+            openat(
+                self.fd.as_fd(),
+                PAUSED_FILE,
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map(drop)
+            .ctx(|| format!("mark {} paused", self.id))
+        } else {
+            match nix::unistd::unlinkat(
+                self.fd.as_fd(),
+                PAUSED_FILE,
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            ) {
+                Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+                Err(e) => Err(e).ctx(|| format!("clear the paused mark of {}", self.id)),
+            }
+        }
+    }
+
+    /// True while the user's pause is recorded (see [`ContainerDir::mark_paused`]).
+    pub fn marked_paused(&self) -> bool {
+        nix::sys::stat::fstatat(self.fd.as_fd(), PAUSED_FILE, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
+    }
+
     pub fn fifo_exists(&self) -> bool {
         nix::sys::stat::fstatat(self.fd.as_fd(), FIFO_FILE, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
     }

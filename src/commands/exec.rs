@@ -121,7 +121,12 @@ pub fn build_process(a: &ExecArgs, st: &State) -> Result<Process> {
 pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
     let dir = ctx.container_ro(&a.id)?;
     let st = container::load(&dir)?;
-    match container::status(&dir, &st) {
+    let status = match container::status(&dir, &st) {
+        // Frozen by someone else than `pause`: the new process would freeze too.
+        Status::Running | Status::Created if container::cgroup_frozen(&st) => Status::Paused,
+        s => s,
+    };
+    match status {
         Status::Stopped => return Err(Error::State("cannot exec in a stopped container".into())),
         Status::Paused if !a.ignore_paused => {
             return Err(Error::State(

@@ -106,6 +106,10 @@ pub fn run(ctx: &Ctx, a: &crate::cli::KillArgs) -> Result<i32> {
             return Ok(0);
         }
         signal_all(&st, sig, &ctx.cgroup_opts)?;
+        if sig == libc::SIGKILL {
+            // The managers thaw a frozen cgroup for SIGKILL: the pause is over.
+            let _ = dir.mark_paused(false);
+        }
         return Ok(0);
     }
     if status == Status::Stopped {
@@ -114,8 +118,11 @@ pub fn run(ctx: &Ctx, a: &crate::cli::KillArgs) -> Result<i32> {
     signal_init(st.pid, st.pid_start, sig)?;
     if sig == libc::SIGKILL && status == Status::Paused {
         // A frozen (v1) task does not die before it is thawed: let the SIGKILL act.
-        if let Err(e) = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts).and_then(|m| m.thaw()) {
-            crate::logging::warn(format!("kill: thaw the paused container: {e}"));
+        match cgroups::from_state(&st.cgroup, &ctx.cgroup_opts).and_then(|m| m.thaw()) {
+            Ok(()) => {
+                let _ = dir.mark_paused(false);
+            }
+            Err(e) => crate::logging::warn(format!("kill: thaw the paused container: {e}")),
         }
     }
     Ok(0)

@@ -16,5 +16,9 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
     }
     let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
     mgr.freeze()?;
+    if let Err(e) = dir.mark_paused(true) {
+        let _ = mgr.thaw();
+        return Err(e);
+    }
     Ok(0)
 }

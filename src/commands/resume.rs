@@ -13,5 +13,6 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
     }
     let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
     mgr.thaw()?;
+    dir.mark_paused(false)?;
     Ok(0)
 }
