@@ -278,7 +278,8 @@ impl Drop for Env {
             let mut mps: Vec<String> = mi
                 .lines()
                 .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-                .filter(|m| m.starts_with(&t))
+                // `…-1` must not match the mounts of another test's `…-12`.
+                .filter(|m| *m == t || m.starts_with(&format!("{t}/")))
                 .collect();
             mps.sort_by_key(|m| std::cmp::Reverse(m.len()));
             for m in mps {
