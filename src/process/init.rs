@@ -54,8 +54,9 @@ pub struct InitConfig<'a> {
 }
 
 /// Entry point of the cloned child. Never returns.
-pub fn run(cfg: &InitConfig, chan: Channel) -> ! {
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main(cfg, &chan)));
+/// `into_v2`: the clone placed the child into its cgroup2 directory (CLONE_INTO_CGROUP).
+pub fn run(cfg: &InitConfig, chan: Channel, into_v2: bool) -> ! {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main(cfg, &chan, into_v2)));
     let msg = match r {
         Ok(Ok(never)) => match never {},
         Ok(Err(e)) => e.to_string(),
@@ -68,7 +69,7 @@ pub fn run(cfg: &InitConfig, chan: Channel) -> ! {
 
 enum Never {}
 
-fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
+fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
     for fd in cfg.close_now {
         // SAFETY: these fds belong to the runtime's copy of its state; the init has no use for
         // them.
@@ -97,9 +98,8 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
     if !late_nondumpable {
         set_dumpable(false);
     }
-    chan.send(&Msg::Joined(
-        crate::cgroups::self_join(cfg.cgroup_join).is_ok(),
-    ))?;
+    let joined = crate::cgroups::self_join(cfg.cgroup_join).is_ok();
+    chan.send(&Msg::Joined(joined))?;
     if cfg.two_step {
         enter_namespaces(cfg, chan, timens_offsets)?;
     } else {
@@ -107,15 +107,27 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
         // (If the runtime died before this, the channel is closed and `recv` below fails.)
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
-    let host_pid = match chan.recv()? {
-        Some(Msg::Go(pid)) => pid,
-        Some(Msg::Error(e)) => return Err(Error::Msg(e)),
-        other => return Err(Error::msg(format!("sync: expected Go, got {other:?}"))),
+    let userns = plan.has(LinuxNamespaceType::User);
+    // The common case needs nothing more from the runtime before the rootfs is built: it is in
+    // all its cgroups, no user namespace waits for id maps. The init then builds its rootfs
+    // while the runtime records its pid, and waits for `Go` only before hooks run (they get
+    // the pid) — two things at once instead of one after the other. Should the runtime die
+    // meanwhile, PDEATHSIG kills the init, and its mounts go with its mount namespace.
+    let early = !cfg.two_step && !userns && joined && (cfg.cgroup_join.v2_dir.is_none() || into_v2);
+    let wait_go = || -> Result<i32> {
+        match chan.recv()? {
+            Some(Msg::Go(pid)) => Ok(pid),
+            Some(Msg::Error(e)) => Err(Error::Msg(e)),
+            other => Err(Error::msg(format!("sync: expected Go, got {other:?}"))),
+        }
     };
+    let mut host_pid = None;
+    if !early {
+        host_pid = Some(wait_go()?);
+    }
     if late_nondumpable {
         set_dumpable(false);
     }
-    let userns = plan.has(LinuxNamespaceType::User);
     if userns {
         // Become root of the (new or joined) user namespace.
         become_root()?;
@@ -155,6 +167,10 @@ fn main(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
             .ctx(|| format!("create cwd {}", cwd.display()))?;
     }
     crate::logging::phase("init: mounts");
+    let host_pid = match host_pid {
+        Some(p) => p,
+        None => wait_go()?,
+    };
 
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]

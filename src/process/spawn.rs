@@ -325,11 +325,19 @@ fn create_inner(
             })?;
     if pid == 0 {
         drop(parent_ch);
-        init::run(&cfg, child_ch);
+        init::run(&cfg, child_ch, into_v2);
     }
     drop(child_ch);
     spawned.child = Some(pid);
     logging::phase("clone");
+    if !two_step {
+        // The cloned child is the init: record its pid now, while it joins its cgroups and
+        // (see init::main) builds its rootfs.
+        state.pid = pid;
+        state.pid_start = crate::container::start_time_of(pid)?;
+        state.creator = None;
+        dir.save(&state)?;
+    }
     // The child moved itself into the v1 hierarchies (or says it could not).
     let joined = match parent_ch.recv()? {
         Some(Msg::Joined(ok)) => ok,
@@ -374,13 +382,20 @@ fn create_inner(
     if need_add_task {
         cg.add_task(init_pid)?;
     }
-    let pid_start = crate::container::start_time_of(init_pid)?;
-    state.pid = init_pid;
-    state.pid_start = pid_start;
-    state.creator = None;
-    dir.save(&state)?;
+    if two_step {
+        state.pid = init_pid;
+        state.pid_start = crate::container::start_time_of(init_pid)?;
+        state.creator = None;
+        dir.save(&state)?;
+    }
     logging::phase("state+pid");
-    parent_ch.send(&Msg::Go(init_pid))?;
+    if let Err(e) = parent_ch.send(&Msg::Go(init_pid)) {
+        // An init that failed while building its rootfs has said why and exited.
+        return Err(match parent_ch.recv() {
+            Ok(Some(Msg::Error(m))) => Error::Msg(m),
+            _ => e,
+        });
+    }
 
     loop {
         let (msg, fd) = match parent_ch.recv_with_fd()? {
