@@ -84,28 +84,39 @@ fn seccomp_kill_process_kills() {
 #[test]
 fn seccomp_log_allows_and_logs() {
     require_root!();
-    let count = || {
+    // A marker in the kernel log: only records after it count (the ring buffer drops old
+    // lines, so counting all matching lines can stand still while new ones arrive).
+    let mark = unique("seccomp-log-mark");
+    std::fs::write("/dev/kmsg", format!("{mark}\n")).unwrap();
+    let logged = || {
         let d = std::process::Command::new("dmesg").output().unwrap();
-        String::from_utf8_lossy(&d.stdout)
-            .lines()
-            .filter(|l| l.contains("type=1326") && l.contains("syscall=63"))
-            .count()
+        let text = String::from_utf8_lossy(&d.stdout).into_owned();
+        text.split(mark.as_str()).nth(1).is_some_and(|after| {
+            after
+                .lines()
+                .any(|l| l.contains("type=1326") && l.contains("syscall=63"))
+        })
     };
-    let before = count();
-    let (code, out, _) = run_with(
-        &["uname", "-s"],
-        seccomp(json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_LOG"}]
-        })),
-    );
-    assert_eq!(code, 0);
-    assert_eq!(out.trim(), "Linux");
-    // The kernel rate-limits audit records; one new record at least must be there.
-    assert!(
-        count() > before,
-        "no new seccomp LOG audit record for uname (syscall 63) in dmesg"
-    );
+    // The kernel rate-limits the printk of audit records: a few tries, a second apart, are
+    // allowed before the record must have appeared.
+    for attempt in 0..6 {
+        let (code, out, _) = run_with(
+            &["uname", "-s"],
+            seccomp(json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_LOG"}]
+            })),
+        );
+        assert_eq!(code, 0);
+        assert_eq!(out.trim(), "Linux");
+        if logged() {
+            return;
+        }
+        if attempt < 5 {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+    panic!("no seccomp LOG audit record for uname (syscall 63) in dmesg after {mark}");
 }
 
 #[test]
