@@ -13,9 +13,6 @@ pub struct CapSets {
     pub permitted: CapsHashSet,
     pub inheritable: CapsHashSet,
     pub ambient: CapsHashSet,
-    /// The runtime's own bounding set, read by [`CapSets::restrict_to_available`]; the init and
-    /// exec children inherit it, so [`apply_bounding`] need not read it again (41 prctl calls).
-    pub available: Option<CapsHashSet>,
 }
 
 fn convert(set: Option<&oci_spec::runtime::Capabilities>) -> Result<CapsHashSet> {
@@ -37,7 +34,6 @@ pub fn from_spec(c: &LinuxCapabilities) -> Result<CapSets> {
         permitted: convert(c.permitted().as_ref())?,
         inheritable: convert(c.inheritable().as_ref())?,
         ambient: convert(c.ambient().as_ref())?,
-        available: None,
     })
 }
 
@@ -73,7 +69,6 @@ impl CapSets {
                 keep
             });
         }
-        self.available = Some(avail);
         dropped
     }
 
@@ -87,18 +82,21 @@ fn cerr(what: &str, e: caps::errors::CapsError) -> Error {
 }
 
 /// Drops every capability not in the bounding set (needs CAP_SETPCAP, so done while the
-/// process still has it).
+/// process still has it). Every other capability is dropped without reading the set first
+/// (dropping an absent one is a no-op): the set need not be the runtime's — a new user
+/// namespace starts with a full one.
 pub fn apply_bounding(c: &CapSets) -> Result<()> {
-    let read;
-    let current = match &c.available {
-        Some(a) => a,
-        None => {
-            read = caps::read(None, CapSet::Bounding).map_err(|e| cerr("read bounding", e))?;
-            &read
+    for cap in caps::all().difference(&c.bounding) {
+        // SAFETY: prctl with integer arguments.
+        let r =
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap.index() as libc::c_ulong, 0, 0, 0) };
+        // EINVAL: a capability this kernel does not know.
+        if r != 0 && nix::errno::Errno::last() != nix::errno::Errno::EINVAL {
+            return Err(Error::msg(format!(
+                "capabilities: drop bounding {cap}: {}",
+                nix::errno::Errno::last()
+            )));
         }
-    };
-    for cap in current.difference(&c.bounding) {
-        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| cerr("drop bounding", e))?;
     }
     Ok(())
 }

@@ -201,3 +201,37 @@ fn mappings_without_user_namespace_rejected() {
     assert!(e.contains("user namespace"), "{e}");
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// A new user namespace starts with a full bounding set, whatever the runtime's own (this host's
+/// lacks CAP_SYS_RESOURCE, a new namespace has it): everything outside the configured bounding
+/// set must still be dropped inside, for the init and for `exec`.
+#[test]
+fn userns_bounding_set_is_exactly_the_configured_one() {
+    require_root!();
+    let env = Env::new();
+    let data = scratch_dir(&env.tmp, MAPPED, MAPPED);
+    let caps = json!(["CAP_KILL", "CAP_CHOWN"]);
+    let mut c = userns_config(
+        &[
+            "sh",
+            "-c",
+            "grep CapBnd /proc/self/status > /data/bnd.tmp && mv /data/bnd.tmp /data/bnd; sleep 1000",
+        ],
+        &data,
+    );
+    for set in ["bounding", "effective", "permitted"] {
+        c["process"]["capabilities"][set] = caps.clone();
+    }
+    let b = userns_bundle(&env, &c);
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    // CAP_CHOWN is 0, CAP_KILL 5.
+    let want = format!("{:016x}", (1u64 << 5) | 1);
+    let bnd = |s: String| s.split_whitespace().nth(1).unwrap_or_default().to_string();
+    assert_eq!(bnd(wait_file(&data.join("bnd"), 20)), want);
+    let o = env.rt(&["exec", &id, "grep", "CapBnd", "/proc/self/status"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(bnd(String::from_utf8_lossy(&o.stdout).into_owned()), want);
+    env.ok(&["delete", "--force", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}
