@@ -144,13 +144,7 @@ fn init_killed_created_and_running() {
         let mark = marker();
         let b = env.bundle(&marked_config(&["sleep", "1000"], &mark));
         let id = env.id();
-        let o = run_deadline(
-            &env,
-            &["create", "--bundle", b.path(), &id],
-            &[(MARK_VAR, &mark)],
-            120,
-        );
-        assert!(o.ok(), "create: {}", o.stderr);
+        create_marked(&env, &b, &id, &mark);
         if start {
             env.ok(&["start", &id]);
             assert_eq!(status_of(&env, &id).as_deref(), Some("running"));
@@ -185,13 +179,7 @@ fn delete_killed_at_every_phase() {
         cfg["hooks"] = serde_json::json!({"poststop": [{"path": "/bin/true"}]});
         let b = env.bundle(&cfg);
         let id = env.id();
-        let o = run_deadline(
-            &env,
-            &["create", "--bundle", b.path(), &id],
-            &[(MARK_VAR, &mark)],
-            120,
-        );
-        assert!(o.ok(), "create: {}", o.stderr);
+        create_marked(&env, &b, &id, &mark);
         env.ok(&["start", &id]);
         let paused = Paused::spawn(&env, &["delete", "--force", &id], phase, &mark);
         let stderr = paused.kill();
@@ -216,13 +204,7 @@ fn start_killed_after_release() {
     let mark = marker();
     let b = env.bundle(&marked_config(&["sleep", "1000"], &mark));
     let id = env.id();
-    let o = run_deadline(
-        &env,
-        &["create", "--bundle", b.path(), &id],
-        &[(MARK_VAR, &mark)],
-        120,
-    );
-    assert!(o.ok(), "create: {}", o.stderr);
+    create_marked(&env, &b, &id, &mark);
     let paused = Paused::spawn(&env, &["start", &id], "start: released", &mark);
     paused.kill();
     assert_eq!(status_of(&env, &id).as_deref(), Some("running"));
@@ -512,13 +494,7 @@ fn bundle_removed_while_running() {
         let mark = marker();
         let b = env.bundle(&marked_config(&["sleep", "1000"], &mark));
         let id = env.id();
-        let o = run_deadline(
-            &env,
-            &["create", "--bundle", b.path(), &id],
-            &[(MARK_VAR, &mark)],
-            120,
-        );
-        assert!(o.ok(), "create: {}", o.stderr);
+        create_marked(&env, &b, &id, &mark);
         env.ok(&["start", &id]);
         std::fs::remove_dir_all(&b.dir).expect("rm -rf bundle");
         assert_eq!(status_of(&env, &id).as_deref(), Some("running"));

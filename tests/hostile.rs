@@ -405,13 +405,7 @@ fn running(env: &Env) -> (String, Bundle, String) {
     let mark = marker();
     let b = env.bundle(&marked_config(&["sleep", "1000"], &mark));
     let id = env.id();
-    let o = run_deadline(
-        env,
-        &["create", "--bundle", b.path(), &id],
-        &[(MARK_VAR, &mark)],
-        120,
-    );
-    assert!(o.ok(), "create: {}", o.stderr);
+    create_marked(env, &b, &id, &mark);
     env.ok(&["start", &id]);
     (id, b, mark)
 }

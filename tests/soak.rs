@@ -22,13 +22,7 @@ fn lifecycle(env: &Env, b: &Bundle, id: &str, mark: &str, run: bool) {
         assert!(o.ok(), "run {id}: {}", o.stderr);
         return;
     }
-    let o = run_deadline(
-        env,
-        &["create", "--bundle", b.path(), id],
-        &[(MARK_VAR, mark)],
-        120,
-    );
-    assert!(o.ok(), "create {id}: {}", o.stderr);
+    create_marked(env, b, id, mark);
     let pid = init_pid(env, id);
     let o = run_deadline(env, &["start", id], &[], 120);
     assert!(o.ok(), "start {id}: {}", o.stderr);

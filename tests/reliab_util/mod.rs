@@ -331,3 +331,15 @@ pub fn rruntime() -> PathBuf {
 pub fn cgroups_of(id: &str) -> Vec<PathBuf> {
     find_cgroup_dirs(id)
 }
+
+/// `create` of `id` from bundle `b`, with the marker in the runtime's environment; asserts that
+/// it succeeded.
+pub fn create_marked(env: &Env, b: &Bundle, id: &str, mark: &str) {
+    let o = run_deadline(
+        env,
+        &["create", "--bundle", b.path(), id],
+        &[(MARK_VAR, mark)],
+        120,
+    );
+    assert!(o.ok(), "create {id}: {}", o.stderr);
+}
