@@ -277,7 +277,7 @@ cgroup_value_is() {
 # at exit if empty (the parents callers create, e.g. /<ctr namespace>, /docker, /libpod_parent).
 record_cgroup_parents() {
     local d
-    CG_BEFORE=$(for d in /sys/fs/cgroup/*/ /sys/fs/cgroup/unified/*/; do echo "$d"; done 2>/dev/null)
+    CG_BEFORE=$(for d in /sys/fs/cgroup/*/*/ /sys/fs/cgroup/unified/*/; do echo "$d"; done 2>/dev/null)
     on_exit remove_new_cgroup_parents
 }
 remove_new_cgroup_parents() {
