@@ -168,6 +168,31 @@ pub struct JoinPlan {
     pub v1_tasks: Vec<(PathBuf, bool)>,
 }
 
+impl JoinPlan {
+    /// The cgroup2 directory opened for `clone3(CLONE_INTO_CGROUP)`, when there is one.
+    pub fn open_v2_dir(&self) -> Result<Option<std::os::fd::OwnedFd>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.v2_dir
+            .as_ref()
+            .map(|d| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY)
+                    .open(d)
+                    .map(std::os::fd::OwnedFd::from)
+                    .map_err(|e| CgroupError::io(d, e))
+            })
+            .transpose()
+    }
+
+    /// Whether the runtime must still add the new process to its cgroups: the process could not
+    /// move itself into every v1 hierarchy (`joined`, from [`self_join`]) or the clone did not
+    /// place it into the cgroup2 directory (`into_v2`).
+    pub fn runtime_must_add(&self, joined: bool, into_v2: bool) -> bool {
+        !joined || (self.v2_dir.is_some() && !into_v2)
+    }
+}
+
 pub fn join_plan(st: &CgroupState) -> JoinPlan {
     let mut p = JoinPlan::default();
     for h in &st.hierarchies {

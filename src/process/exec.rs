@@ -111,19 +111,7 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         Some(_) => cgroups::JoinPlan::default(),
         None => cgroups::join_plan(&st.cgroup),
     };
-    let v2_fd = match &cg_join.v2_dir {
-        Some(d) => Some(
-            nix::fcntl::open(
-                d,
-                nix::fcntl::OFlag::O_RDONLY
-                    | nix::fcntl::OFlag::O_DIRECTORY
-                    | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .ctx(|| format!("open cgroup {}", d.display()))?,
-        ),
-        None => None,
-    };
+    let v2_fd = cg_join.open_v2_dir()?;
     let child = Child {
         process: o.process,
         pidfd: pidfd.as_raw_fd(),
@@ -153,7 +141,7 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         };
         match &o.sub_cgroup {
             Some(sub) => add_to_sub_cgroup(st, sub, pid)?,
-            None if !joined || (cg_join.v2_dir.is_some() && !into_v2) => mgr.add_task(pid)?,
+            None if cg_join.runtime_must_add(joined, into_v2) => mgr.add_task(pid)?,
             None => {}
         }
         parent_ch.send(&Msg::Go(pid))?;

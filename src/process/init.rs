@@ -113,7 +113,7 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
     // while the runtime records its pid, and waits for `Go` only before hooks run (they get
     // the pid) — two things at once instead of one after the other. Should the runtime die
     // meanwhile, PDEATHSIG kills the init, and its mounts go with its mount namespace.
-    let early = !cfg.two_step && !userns && joined && (cfg.cgroup_join.v2_dir.is_none() || into_v2);
+    let early = !cfg.two_step && !userns && !cfg.cgroup_join.runtime_must_add(joined, into_v2);
     let wait_go = || -> Result<i32> {
         match chan.recv()? {
             Some(Msg::Go(pid)) => Ok(pid),

@@ -258,13 +258,14 @@ fn create_inner(
     dir.save(&state)?;
     logging::phase("state");
 
-    let wanted = cg.state().hierarchies;
     cg.create(Some(&resources))?;
     let cg = cg_slot.insert(cg);
+    let made = cg.state();
     if o.cgroup_opts.rootless {
-        rootless_cgroup_check(&wanted, &cg.state().hierarchies, &resources)?;
+        // The planned hierarchies against those the rootless user could create.
+        rootless_cgroup_check(&state.cgroup.hierarchies, &made.hierarchies, &resources)?;
     }
-    state.cgroup = cg.state();
+    state.cgroup = made;
     let cgroup_mounts = cg.mounts();
     logging::phase("cgroup");
 
@@ -274,22 +275,7 @@ fn create_inner(
     let two_step = !plan.join.is_empty() || plan.new.contains(newtime);
     let (parent_ch, child_ch) = sync::pair()?;
     let join = cgroups::join_plan(&state.cgroup);
-    let v2_fd = match &join.v2_dir {
-        Some(d) => Some(
-            nix::fcntl::open(
-                d,
-                nix::fcntl::OFlag::O_RDONLY
-                    | nix::fcntl::OFlag::O_DIRECTORY
-                    | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map_err(|e| Error::Sys {
-                ctx: format!("open cgroup {}", d.display()),
-                source: e,
-            })?,
-        ),
-        None => None,
-    };
+    let v2_fd = join.open_v2_dir()?;
     let cfg = InitConfig {
         id: o.id,
         spec,
@@ -330,13 +316,17 @@ fn create_inner(
     drop(child_ch);
     spawned.child = Some(pid);
     logging::phase("clone");
-    if !two_step {
-        // The cloned child is the init: record its pid now, while it joins its cgroups and
-        // (see init::main) builds its rootfs.
+    // Records the init's pid (and start time) in state.json.
+    let record_init = |state: &mut State, pid: i32| -> Result<()> {
         state.pid = pid;
         state.pid_start = crate::container::start_time_of(pid)?;
         state.creator = None;
-        dir.save(&state)?;
+        dir.save(state)
+    };
+    if !two_step {
+        // The cloned child is the init: record its pid now, while it joins its cgroups and
+        // (see init::main) builds its rootfs.
+        record_init(&mut state, pid)?;
     }
     // The child moved itself into the v1 hierarchies (or says it could not).
     let joined = match parent_ch.recv()? {
@@ -349,7 +339,7 @@ fn create_inner(
             ))
         }
     };
-    let need_add_task = !joined || (join.v2_dir.is_some() && !into_v2);
+    let need_add_task = join.runtime_must_add(joined, into_v2);
 
     let init_pid = if two_step {
         let init_pid = loop {
@@ -383,10 +373,7 @@ fn create_inner(
         cg.add_task(init_pid)?;
     }
     if two_step {
-        state.pid = init_pid;
-        state.pid_start = crate::container::start_time_of(init_pid)?;
-        state.creator = None;
-        dir.save(&state)?;
+        record_init(&mut state, init_pid)?;
     }
     logging::phase("state+pid");
     if let Err(e) = parent_ch.send(&Msg::Go(init_pid)) {
