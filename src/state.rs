@@ -298,7 +298,6 @@ impl ContainerDir {
             .map_err(|e| corrupt(format!("is corrupt: {e}")))
     }
 
-    /// True while `exec.fifo` exists (between create and start).
     /// Records that the user paused the container (`pause`), or clears it (`resume`, SIGKILL).
     /// `state` reports `paused` only for a frozen cgroup with this mark: `kill --all` and
     /// `delete --force` freeze the cgroup for a moment too, and a concurrent `state` must not
@@ -330,6 +329,7 @@ impl ContainerDir {
         nix::sys::stat::fstatat(self.fd.as_fd(), PAUSED_FILE, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
     }
 
+    /// True while `exec.fifo` exists (between create and start).
     pub fn fifo_exists(&self) -> bool {
         nix::sys::stat::fstatat(self.fd.as_fd(), FIFO_FILE, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
     }
@@ -369,45 +369,9 @@ impl ContainerDir {
 
     /// Removes the directory and everything in it (the lock goes with it).
     pub fn remove(self) -> Result<()> {
-        // Entries are plain files created by rruntime; remove them through the dir fd.
-        let dup = nix::unistd::dup(self.fd.as_fd()).ctx(|| "dup state dir fd")?;
-        if let Ok(mut dir) = nix::dir::Dir::from_fd(dup) {
-            let names: Vec<std::ffi::CString> = dir
-                .iter()
-                .flatten()
-                .map(|e| e.file_name().to_owned())
-                .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
-                .collect();
-            for n in names {
-                if n.as_bytes() == crate::notify::STATE_SUBDIR.as_bytes() {
-                    // The sd_notify socket directory (see `crate::notify`).
-                    let _ = nix::unistd::unlinkat(
-                        self.fd.as_fd(),
-                        "notify/notify.sock",
-                        nix::unistd::UnlinkatFlags::NoRemoveDir,
-                    );
-                    let _ = nix::unistd::unlinkat(
-                        self.fd.as_fd(),
-                        n.as_c_str(),
-                        nix::unistd::UnlinkatFlags::RemoveDir,
-                    );
-                    continue;
-                }
-                let r = nix::unistd::unlinkat(
-                    self.fd.as_fd(),
-                    n.as_c_str(),
-                    nix::unistd::UnlinkatFlags::NoRemoveDir,
-                );
-                // Something put a (empty) directory here, e.g. in place of state.json.
-                if r == Err(nix::errno::Errno::EISDIR) {
-                    let _ = nix::unistd::unlinkat(
-                        self.fd.as_fd(),
-                        n.as_c_str(),
-                        nix::unistd::UnlinkatFlags::RemoveDir,
-                    );
-                }
-            }
-        }
+        // Entries are files rruntime made, and the sd_notify directory with its socket (see
+        // `crate::notify`); removed through the dir fd, one level of subdirectories deep.
+        clear_dir(self.fd.as_fd(), 1);
         match std::fs::remove_dir(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -429,6 +393,39 @@ impl ContainerDir {
 }
 
 /// Parses state.json; the error is one line.
+/// Unlinks every entry of `dir`; a subdirectory is emptied the same way (down to `depth` more
+/// levels) and removed. Errors are left to the final `rmdir` of the caller to report.
+fn clear_dir(dir: BorrowedFd, depth: u32) {
+    let Ok(dup) = nix::unistd::dup(dir) else {
+        return;
+    };
+    let Ok(mut d) = nix::dir::Dir::from_fd(dup) else {
+        return;
+    };
+    let names: Vec<std::ffi::CString> = d
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for n in names {
+        let r = nix::unistd::unlinkat(dir, n.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+        if r == Err(nix::errno::Errno::EISDIR) {
+            if depth > 0 {
+                if let Ok(sub) = openat(
+                    dir,
+                    n.as_c_str(),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    clear_dir(sub.as_fd(), depth - 1);
+                }
+            }
+            let _ = nix::unistd::unlinkat(dir, n.as_c_str(), nix::unistd::UnlinkatFlags::RemoveDir);
+        }
+    }
+}
+
 pub fn parse_state(data: &[u8]) -> std::result::Result<State, String> {
     serde_json::from_slice(data).map_err(|e| crate::error::one_line(e.to_string()))
 }
