@@ -73,12 +73,13 @@ pub struct Listener {
     host: PathBuf,
 }
 
-/// Binds `<dir>/notify.sock` (replacing a stale one) when sd_notify is requested and `create`
-/// prepared the directory.
-pub fn bind(dir: &Path) -> Result<Option<Listener>> {
+/// Binds `notify/notify.sock` in a container's state dir (replacing a stale one) when sd_notify
+/// is requested and `create` prepared the directory.
+pub fn bind(c: &crate::state::ContainerDir) -> Result<Option<Listener>> {
     let Some(host) = host_socket() else {
         return Ok(None);
     };
+    let dir = c.path.join(STATE_SUBDIR);
     if !dir.is_dir() {
         return Ok(None);
     }

@@ -48,17 +48,13 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
             ));
         }
         let c = super::create::create_container(ctx, &a.create, &bundle, None)?;
-        let notify = match notify_listener(&c) {
+        let notify = match start(&c) {
             Ok(n) => n,
             Err(e) => {
                 let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
                 return Err(e);
             }
         };
-        if let Err(e) = super::start::start_container(&c.dir, &c.state) {
-            let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
-            return Err(e);
-        }
         if let Some(n) = notify {
             drop(c.dir);
             n.wait_and_relay(c.state.pid, c.state.pid_start)?;
@@ -106,17 +102,13 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
             tty::set_winsize(m.as_fd(), r, c);
         }
     }
-    let notify = match notify_listener(&c) {
+    let notify = match start(&c) {
         Ok(n) => n,
         Err(e) => {
             let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
             return Err(e);
         }
     };
-    if let Err(e) = super::start::start_container(&c.dir, &c.state) {
-        let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
-        return Err(e);
-    }
     if let Some(n) = notify {
         relay_in_helper(n, c.state.pid, c.state.pid_start);
     }
@@ -142,9 +134,12 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// The sd_notify listener of a created container, when `NOTIFY_SOCKET` asks for one.
-fn notify_listener(c: &crate::process::spawn::Created) -> Result<Option<Listener>> {
-    crate::notify::bind(&c.dir.path.join(crate::notify::STATE_SUBDIR))
+/// Starts a created container, with its sd_notify listener bound first when `NOTIFY_SOCKET`
+/// asks for one (the caller destroys the container on failure).
+fn start(c: &crate::process::spawn::Created) -> Result<Option<Listener>> {
+    let notify = crate::notify::bind(&c.dir)?;
+    super::start::start_container(&c.dir, &c.state)?;
+    Ok(notify)
 }
 
 /// Foreground `run`: a helper process relays READY while this one waits for the container

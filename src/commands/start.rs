@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
             )))
         }
     }
-    let notify = crate::notify::bind(&dir.path.join(crate::notify::STATE_SUBDIR))?;
+    let notify = crate::notify::bind(&dir)?;
     start_container(&dir, &st)?;
     if let Some(n) = notify {
         // Release the container's lock while waiting for READY: kill/delete must still work.
