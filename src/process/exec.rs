@@ -247,27 +247,8 @@ fn child_setup(c: &Child, chan: &Channel) -> Result<()> {
         );
         tty::become_console(&pty.slave)?;
     }
-    if let Some(rl) = p.rlimits() {
-        setup::apply_rlimits(rl)?;
-    }
-    if let Some(s) = p.scheduler() {
-        super::attrs::apply_scheduler(s)?;
-    }
-    if let Some(io) = p.io_priority() {
-        super::attrs::apply_io_priority(io)?;
-    }
-    if let Some(profile) = p.apparmor_profile() {
-        super::lsm::Lsm::host().apply_apparmor(profile)?;
-    }
-    if let Some(label) = p.selinux_label() {
-        super::lsm::Lsm::host().apply_selinux(label)?;
-    }
-    let args: Vec<String> = p.args().clone().unwrap_or_default();
-    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
-    if !setup::env_has(&env, "HOME") {
-        env.push(format!("HOME={}", setup::home_of(p.user().uid())));
-    }
-    let exe = setup::lookup_exec(&args[0], &env)?;
+    setup::apply_process_attributes(p)?;
+    let (args, env, exe) = setup::command_line(p)?;
     let privs = setup::Privileges {
         user: p.user(),
         caps: c.caps,

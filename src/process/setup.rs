@@ -52,6 +52,42 @@ pub fn apply_rlimits(limits: &[PosixRlimit]) -> Result<()> {
     Ok(())
 }
 
+/// The per-process attributes applied before privileges are dropped, the same for the init and
+/// for `exec`: rlimits, scheduler, I/O priority, AppArmor profile and SELinux label.
+pub fn apply_process_attributes(p: &oci_spec::runtime::Process) -> Result<()> {
+    if let Some(rl) = p.rlimits() {
+        apply_rlimits(rl)?;
+    }
+    if let Some(s) = p.scheduler() {
+        super::attrs::apply_scheduler(s)?;
+    }
+    if let Some(io) = p.io_priority() {
+        super::attrs::apply_io_priority(io)?;
+    }
+    if p.apparmor_profile().is_some() || p.selinux_label().is_some() {
+        let lsm = super::lsm::Lsm::host();
+        if let Some(profile) = p.apparmor_profile() {
+            lsm.apply_apparmor(profile)?;
+        }
+        if let Some(label) = p.selinux_label() {
+            lsm.apply_selinux(label)?;
+        }
+    }
+    Ok(())
+}
+
+/// The process's argv, its environment (HOME added from the container's /etc/passwd when
+/// missing) and the executable `args[0]` resolves to.
+pub fn command_line(p: &oci_spec::runtime::Process) -> Result<(Vec<String>, Vec<String>, CString)> {
+    let args: Vec<String> = p.args().clone().unwrap_or_default();
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    if !env_has(&env, "HOME") {
+        env.push(format!("HOME={}", home_of(p.user().uid())));
+    }
+    let exe = lookup_exec(&args[0], &env)?;
+    Ok((args, env, exe))
+}
+
 /// True if `env` (NAME=VALUE list) sets `name`.
 pub fn env_has(env: &[String], name: &str) -> bool {
     env.iter()
