@@ -128,6 +128,11 @@ pub struct Hierarchy {
 }
 
 impl Hierarchy {
+    /// A named v1 hierarchy (`name=systemd`): joined and made best-effort, never required.
+    pub fn best_effort(&self) -> bool {
+        self.controllers.starts_with("name=")
+    }
+
     /// The cgroup2 hierarchy?
     pub fn is_v2(&self) -> bool {
         self.controllers.is_empty()
@@ -199,8 +204,7 @@ pub fn join_plan(st: &CgroupState) -> JoinPlan {
         if h.is_v2() {
             p.v2_dir = Some(h.dir.clone());
         } else {
-            let best_effort = h.controllers.split(',').all(|c| c.starts_with("name="));
-            p.v1_tasks.push((h.dir.join("tasks"), best_effort));
+            p.v1_tasks.push((h.dir.join("tasks"), h.best_effort()));
         }
     }
     p

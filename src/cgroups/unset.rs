@@ -7,7 +7,7 @@
 use oci_spec::runtime::{LinuxResources, LinuxWeightDeviceBuilder};
 use std::borrow::Cow;
 
-fn zero_is_none<T: Default + PartialEq + Copy>(v: Option<T>) -> Option<T> {
+pub(crate) fn zero_is_none<T: Default + PartialEq + Copy>(v: Option<T>) -> Option<T> {
     v.filter(|x| *x != T::default())
 }
 

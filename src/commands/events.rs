@@ -144,14 +144,13 @@ pub fn run(ctx: &Ctx, a: &crate::cli::EventsArgs) -> Result<i32> {
                 Err(e) => logging::warn(format!("events: {e}")),
             }
             // Like Go's ticker, ticks missed while busy are dropped (the phase is kept).
+            // (This point is reached only once `next` has passed.)
             let now = Instant::now();
-            if next <= now {
-                let late = (now - next).as_nanos() % period.as_nanos();
-                next = after(
-                    now,
-                    period.saturating_sub(Duration::from_nanos(late as u64)),
-                );
-            }
+            let late = now.saturating_duration_since(next).as_nanos() % period.as_nanos();
+            next = after(
+                now,
+                period.saturating_sub(Duration::from_nanos(late as u64)),
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ use super::Ctx;
 use crate::cgroups;
 use crate::cli::PsArgs;
 use crate::container;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use std::io::Write;
 
 pub fn run(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
             } else {
                 serde_json::to_string(&pids).map_err(|e| Error::msg(format!("encode pids: {e}")))?
             };
-            writeln!(out, "{line}").map_err(write_err)?;
+            writeln!(out, "{line}").ctx(|| "write to stdout")?;
             return Ok(0);
         }
         "table" => {}
@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
     }
     let text = String::from_utf8_lossy(&output.stdout);
     for line in filter_table(&text, &pids)? {
-        writeln!(out, "{line}").map_err(write_err)?;
+        writeln!(out, "{line}").ctx(|| "write to stdout")?;
     }
     Ok(0)
 }
@@ -68,13 +68,6 @@ fn container_pids(ctx: &Ctx, st: &crate::state::State) -> Result<Vec<i32>> {
         Ok(p) => Ok(p),
         Err(e) if e.is_not_found() && !container::init_alive(st.pid, st.pid_start) => Ok(vec![]),
         Err(e) => Err(Error::msg(format!("unable to get all container pids: {e}"))),
-    }
-}
-
-fn write_err(e: std::io::Error) -> Error {
-    Error::Io {
-        ctx: "write to stdout".into(),
-        source: e,
     }
 }
 

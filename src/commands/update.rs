@@ -20,6 +20,7 @@
 
 use super::Ctx;
 use crate::cgroups;
+use crate::cgroups::unset::zero_is_none;
 use crate::cli::UpdateArgs;
 use crate::container::{self, Status};
 use crate::error::{Context, Error, Result};
@@ -271,14 +272,6 @@ fn check_intel_rdt(a: &UpdateArgs) -> Result<()> {
     Ok(())
 }
 
-fn nonzero_i64(v: Option<i64>) -> Option<i64> {
-    v.filter(|&v| v != 0)
-}
-
-fn nonzero_u64(v: Option<u64>) -> Option<u64> {
-    v.filter(|&v| v != 0)
-}
-
 /// What `update` changes out of `r`, in the manager's "only what is set is written" form: the
 /// fields runc updates, zeros and empty lists dropped (they mean "unchanged").
 pub fn updatable(r: &LinuxResources) -> LinuxResources {
@@ -286,9 +279,9 @@ pub fn updatable(r: &LinuxResources) -> LinuxResources {
     let mut ignored: Vec<&str> = Vec::new();
     if let Some(m) = r.memory() {
         let mut n = LinuxMemory::default();
-        n.set_limit(nonzero_i64(m.limit()));
-        n.set_reservation(nonzero_i64(m.reservation()));
-        n.set_swap(nonzero_i64(m.swap()));
+        n.set_limit(zero_is_none(m.limit()));
+        n.set_reservation(zero_is_none(m.reservation()));
+        n.set_swap(zero_is_none(m.swap()));
         if n.limit() == Some(-1) && m.swap().is_none() {
             n.set_swap(Some(-1));
         }
@@ -305,12 +298,12 @@ pub fn updatable(r: &LinuxResources) -> LinuxResources {
     }
     if let Some(c) = r.cpu() {
         let mut n = LinuxCpu::default();
-        n.set_shares(nonzero_u64(c.shares()));
-        n.set_quota(nonzero_i64(c.quota()));
-        n.set_period(nonzero_u64(c.period()));
+        n.set_shares(zero_is_none(c.shares()));
+        n.set_quota(zero_is_none(c.quota()));
+        n.set_period(zero_is_none(c.period()));
         n.set_burst(c.burst());
-        n.set_realtime_runtime(nonzero_i64(c.realtime_runtime()));
-        n.set_realtime_period(nonzero_u64(c.realtime_period()));
+        n.set_realtime_runtime(zero_is_none(c.realtime_runtime()));
+        n.set_realtime_period(zero_is_none(c.realtime_period()));
         n.set_cpus(c.cpus().clone().filter(|s| !s.is_empty()));
         n.set_mems(c.mems().clone().filter(|s| !s.is_empty()));
         n.set_idle(c.idle());

@@ -38,10 +38,6 @@ pub(crate) struct Manager {
 }
 
 /// Joined best-effort: failures to create or join it are ignored (runc).
-fn best_effort(h: &Hierarchy) -> bool {
-    h.controllers.starts_with("name=")
-}
-
 fn is_permission(e: &CgroupError) -> bool {
     matches!(
         e.errno(),
@@ -243,7 +239,7 @@ impl Manager {
         for (i, h) in self.st.hierarchies.iter().enumerate() {
             let before = created.len();
             if let Err(e) = fs::mkdir_all(&h.dir, &h.mount_point, created) {
-                if best_effort(h) || (self.opts.rootless && is_permission(&e)) {
+                if h.best_effort() || (self.opts.rootless && is_permission(&e)) {
                     dropped.push(i);
                     continue;
                 }
@@ -271,7 +267,7 @@ impl Manager {
                 self.st
                     .hierarchies
                     .iter()
-                    .find(|h| !best_effort(h))
+                    .find(|h| !h.best_effort())
                     .map(|h| h.dir.as_path())
             })
     }
@@ -293,7 +289,7 @@ impl CgroupManager for Manager {
         let res = self.make_dirs(r, &mut created).and_then(|dropped| {
             for i in dropped.into_iter().rev() {
                 let h = self.st.hierarchies.remove(i);
-                if !best_effort(&h) {
+                if !h.best_effort() {
                     self.denied.push(h);
                 }
             }
@@ -320,7 +316,7 @@ impl CgroupManager for Manager {
         let pid = pid.to_string();
         for h in &self.st.hierarchies {
             match fs::write(&h.dir, "cgroup.procs", &pid) {
-                Err(_) if best_effort(h) => {}
+                Err(_) if h.best_effort() => {}
                 r => r?,
             }
         }
