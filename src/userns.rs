@@ -32,10 +32,17 @@ fn format_map(m: &[LinuxIdMapping]) -> String {
 
 /// The login name of `uid` from the host's /etc/passwd.
 pub fn user_name(uid: u32) -> Option<String> {
+    passwd_field(uid, 0)
+}
+
+/// Field `idx` (0 name … 5 home, 6 shell) of the first entry for `uid` in the /etc/passwd of
+/// the current root (the host's, or the container's after pivot_root).
+pub fn passwd_field(uid: u32, idx: usize) -> Option<String> {
     std::fs::read_to_string("/etc/passwd").ok().and_then(|s| {
         s.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            (f.len() > idx.max(2) && f[2].parse::<u32>().ok() == Some(uid))
+                .then(|| f[idx].to_string())
         })
     })
 }
@@ -268,11 +275,6 @@ impl MapPlan {
         })
     }
 
-    /// No maps to write (the container joins a user namespace, or has none).
-    pub fn is_empty(&self) -> bool {
-        self.maps.is_empty()
-    }
-
     /// Writes the maps of process `pid`, which has just made its user namespace.
     pub fn write(&self, pid: i32) -> Result<()> {
         for m in &self.maps {
@@ -333,21 +335,10 @@ fn run_helper(helper: &Path, m: &OneMap, pid: i32) -> Result<()> {
 /// `/proc/<pid>/ns/user` is opened, and the child is let go. The fd keeps the namespace alive.
 pub fn mapping_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd> {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe")?;
-    // SAFETY: clone without a new stack behaves like fork; the child only calls
-    // async-signal-safe functions before _exit.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if pid < 0 {
-        return Err(nix::errno::Errno::last()).ctx(|| "clone a user namespace for an idmapping");
-    }
+    // SAFETY: single-threaded; the child only calls async-signal-safe functions before _exit.
+    let (pid, _) =
+        unsafe { crate::process::clone::clone_child(nix::sched::CloneFlags::CLONE_NEWUSER, None) }
+            .ctx(|| "clone a user namespace for an idmapping")?;
     if pid == 0 {
         // Child: wait until the runtime closes its end (or dies), then leave.
         // SAFETY: plain syscalls on fds this process owns.
@@ -359,7 +350,6 @@ pub fn mapping_userns(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<
             libc::_exit(0)
         }
     }
-    let pid = pid as i32;
     drop(rd);
     let r = (|| -> Result<OwnedFd> {
         std::fs::write(format!("/proc/{pid}/uid_map"), format_map(uid))

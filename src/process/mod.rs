@@ -2,7 +2,7 @@
 //! between them (`sync`) and what both init and exec apply before execve (`setup`).
 
 pub mod attrs;
-mod clone;
+pub(crate) mod clone;
 pub mod exec;
 pub mod init;
 pub mod lsm;

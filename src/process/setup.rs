@@ -104,14 +104,7 @@ pub fn env_get<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
 
 /// The home directory of `uid` from the container's /etc/passwd (read after pivot_root), or "/".
 pub fn home_of(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
-            })
-        })
+    crate::userns::passwd_field(uid, 5)
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "/".to_string())
 }
