@@ -79,6 +79,14 @@ impl Running {
     }
 }
 
+/// A racer left running by a failed assertion is stopped, not left to create after cleanup.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The errors a command may report when it loses a race (runc's texts where callers match).
 const DOCUMENTED: &[&str] = &[
     "does not exist",
@@ -151,6 +159,14 @@ fn lifecycle_commands_racing_on_one_container() {
         }
         // A reader of state.json itself, racing with the writers: every read is whole.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Stops the reader however this round ends (a failed assertion included).
+        struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _stop_reader = StopOnDrop(stop.clone());
         let reader = {
             let stop = stop.clone();
             let path = env.root.join(&id).join("state.json");

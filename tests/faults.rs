@@ -267,10 +267,13 @@ impl Drop for TinyFs {
 fn full_state_directory() {
     require_root!();
     let _serial = serial();
+    // Declared before `env`, dropped after it: on a failure Env's `delete --force` still finds
+    // the state on the tiny file system.
+    let fs;
     let env = Env::new();
     let fds = fd_count();
     // env.root is the state root; make it a 64 KiB tmpfs with few inodes.
-    let fs = TinyFs::mount(&env.root, "size=64k,nr_inodes=64,mode=0700");
+    fs = TinyFs::mount(&env.root, "size=64k,nr_inodes=64,mode=0700");
     for inodes in [false, true] {
         let mark = marker();
         let b = env.bundle(&marked_config(&["sleep", "1000"], &mark));

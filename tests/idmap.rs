@@ -24,10 +24,6 @@ fn one(from: u32, to: u32) -> Value {
     json!([{"containerID": from, "hostID": to, "size": 1}])
 }
 
-fn add_mount(c: &mut Value, m: Value) {
-    c["mounts"].as_array_mut().unwrap().push(m);
-}
-
 fn add_userns(c: &mut Value, host: u32) {
     c["linux"]["namespaces"]
         .as_array_mut()

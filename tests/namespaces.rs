@@ -253,6 +253,7 @@ fn cgroup_namespace() {
     let out = env.sh("cat /proc/self/cgroup", |c| {
         set_namespaces(c, &["pid", "network", "ipc", "uts", "mount", "cgroup"]);
     });
+    assert!(!out.trim().is_empty(), "no /proc/self/cgroup output");
     for l in out.lines() {
         // name=systemd is joined best-effort and may sit outside the namespace root.
         if l.contains("name=systemd") {

@@ -227,7 +227,8 @@ fn init_is_not_dumpable_until_exec() {
     let pid = env.state(&id)["pid"].as_i64().unwrap();
     use std::os::unix::fs::MetadataExt;
     // A non-dumpable process's /proc entries belong to root, although it runs as uid 1000.
-    let before = std::fs::metadata(format!("/proc/{pid}/exe")).map(|m| m.uid());
+    // (/proc/<pid> itself: /proc/<pid>/exe would be followed to the root-owned binary.)
+    let before = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid());
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(
         status

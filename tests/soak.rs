@@ -43,6 +43,7 @@ fn soak(n: usize) {
     let check_every = (n / 10).max(1);
     for i in 0..n {
         let id = format!("{prefix}-{i}");
+        let _cleanup = DeleteOnPanic(&env, &id);
         let t = Instant::now();
         lifecycle(&env, &b, &id, &mark, i % 2 == 1);
         times.push(t.elapsed());

@@ -224,6 +224,26 @@ impl Paused {
     }
 }
 
+/// A failing test must not leave a runtime paused at its fault point.
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Force-deletes container `id` if the test panics while this guard lives (for ids that are not
+/// tracked by `Env`, e.g. the soak's thousand).
+pub struct DeleteOnPanic<'a>(pub &'a Env, pub &'a str);
+
+impl Drop for DeleteOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.rt(&["delete", "--force", self.1]);
+        }
+    }
+}
+
 /// The `status` field of `state ID`, or `None` when the container does not exist; asserts the
 /// command never fails otherwise (no panic, no garbage).
 pub fn status_of(env: &Env, id: &str) -> Option<String> {
