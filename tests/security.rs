@@ -227,8 +227,9 @@ fn init_is_not_dumpable_until_exec() {
     let pid = env.state(&id)["pid"].as_i64().unwrap();
     use std::os::unix::fs::MetadataExt;
     // A non-dumpable process's /proc entries belong to root, although it runs as uid 1000.
-    // (/proc/<pid> itself: /proc/<pid>/exe would be followed to the root-owned binary.)
-    let before = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid());
+    // (Of a file in /proc/<pid>: the directory itself always shows the effective uid, and
+    // /proc/<pid>/exe would be followed to the root-owned binary.)
+    let before = std::fs::metadata(format!("/proc/{pid}/status")).map(|m| m.uid());
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(
         status
@@ -243,7 +244,7 @@ fn init_is_not_dumpable_until_exec() {
             .map(|p| p.to_string_lossy().contains("busybox"))
             .unwrap_or(false)
     });
-    let after = std::fs::metadata(format!("/proc/{pid}")).unwrap().uid();
+    let after = std::fs::metadata(format!("/proc/{pid}/status")).unwrap().uid();
     assert_eq!(after, 1000, "after execve the process is dumpable again");
     env.ok(&["delete", "--force", &id]);
     env.assert_no_leaks(&id, Some(&b));
