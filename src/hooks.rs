@@ -88,7 +88,6 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
                 if r == 0 || left.is_zero() {
                     // SAFETY: kill(2) of the hook's own process group (its pid).
                     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                    let _ = child.kill();
                     let _ = child.wait();
                     return Err(format!("{}: timed out after {secs}s", path.display()));
                 }

@@ -244,7 +244,9 @@ fn init_is_not_dumpable_until_exec() {
             .map(|p| p.to_string_lossy().contains("busybox"))
             .unwrap_or(false)
     });
-    let after = std::fs::metadata(format!("/proc/{pid}/status")).unwrap().uid();
+    let after = std::fs::metadata(format!("/proc/{pid}/status"))
+        .unwrap()
+        .uid();
     assert_eq!(after, 1000, "after execve the process is dumpable again");
     env.ok(&["delete", "--force", &id]);
     env.assert_no_leaks(&id, Some(&b));

@@ -43,12 +43,9 @@ pub fn run(ctx: &Ctx, a: &crate::cli::DeleteArgs) -> Result<i32> {
 
 /// Waits (bounded) until `pid` has exited.
 fn wait_exit(pid: i32, start: u64) {
-    let Some(pidfd) = super::start::pidfd_open(pid) else {
+    let Some(pidfd) = container::init_pidfd(pid, start) else {
         return;
     };
-    if !container::init_alive(pid, start) {
-        return;
-    }
     let mut p = libc::pollfd {
         fd: pidfd.as_raw_fd(),
         events: libc::POLLIN,

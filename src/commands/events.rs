@@ -80,12 +80,9 @@ pub fn run(ctx: &Ctx, a: &crate::cli::EventsArgs) -> Result<i32> {
         return Ok(0);
     }
 
-    let Some(pidfd) = super::start::pidfd_open(st.pid) else {
+    let Some(pidfd) = container::init_pidfd(st.pid, st.pid_start) else {
         return Ok(0);
     };
-    if !container::init_alive(st.pid, st.pid_start) {
-        return Ok(0);
-    }
     let mut oom = match mgr.oom_events() {
         Ok(o) => Some(o),
         Err(e) => {

@@ -50,10 +50,7 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 /// Sends `sig` to the container's init, verifying it is still the same process.
 pub fn signal_init(pid: i32, start: u64, sig: i32) -> Result<()> {
-    let pidfd = super::start::pidfd_open(pid).ok_or(Error::NotRunning)?;
-    if !container::init_alive(pid, start) {
-        return Err(Error::NotRunning);
-    }
+    let pidfd = container::init_pidfd(pid, start).ok_or(Error::NotRunning)?;
     // SAFETY: pidfd_send_signal on our pidfd with no siginfo.
     let r = unsafe {
         libc::syscall(

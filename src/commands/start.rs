@@ -50,13 +50,8 @@ pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
 /// Opens the fifo (which lets the init go on), collects what it writes until it closes the fifo
 /// at execve, and fails with the init's message if it wrote one.
 pub fn start_container(dir: &ContainerDir, st: &State) -> Result<()> {
-    let pidfd = pidfd_open(st.pid)
+    let pidfd = container::init_pidfd(st.pid, st.pid_start)
         .ok_or_else(|| Error::State("cannot start a container that has stopped".into()))?;
-    if !container::init_alive(st.pid, st.pid_start) {
-        return Err(Error::State(
-            "cannot start a container that has stopped".into(),
-        ));
-    }
     let fifo = nix::fcntl::openat(
         dir.fd(),
         FIFO_FILE,

@@ -170,16 +170,8 @@ pub fn prepare(spec: &Spec, bundle: &Path, plan: &Plan) -> Result<Sources> {
                 }
             },
         };
-        let src = match m.source().as_ref() {
-            Some(s) if s.is_absolute() => s.clone(),
-            Some(s) => bundle.join(s),
-            None => {
-                return Err(Error::config(format!(
-                    "{}: bind mount has no source",
-                    what(m)
-                )))
-            }
-        };
+        let src = super::mounts::source_path(bundle, m)
+            .ok_or_else(|| Error::config(format!("{}: bind mount has no source", what(m))))?;
         let rec_bind = o.flags.contains(nix::mount::MsFlags::MS_REC);
         let tree = open_tree(&src, rec_bind)
             .ctx(|| format!("{}: open_tree {}", what(m), src.display()))?;

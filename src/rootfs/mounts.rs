@@ -174,12 +174,13 @@ fn prefix(e: Error, what: &str) -> Error {
     }
 }
 
-fn source_path(ctx: &MountCtx, m: &Mount) -> Option<PathBuf> {
+/// A mount's source on the host: absolute, or relative to the bundle.
+pub(super) fn source_path(bundle: &Path, m: &Mount) -> Option<PathBuf> {
     m.source().as_ref().map(|s| {
         if s.is_absolute() {
             s.clone()
         } else {
-            ctx.bundle.join(s)
+            bundle.join(s)
         }
     })
 }
@@ -187,7 +188,7 @@ fn source_path(ctx: &MountCtx, m: &Mount) -> Option<PathBuf> {
 /// A bind mount; `tree` is the detached idmapped copy of the source when the entry is idmapped.
 fn bind_entry(ctx: &MountCtx, m: &Mount, opts: &MountOpts, tree: Option<RawFd>) -> Result<()> {
     let dest = m.destination();
-    let src = source_path(ctx, m).ok_or_else(|| {
+    let src = source_path(ctx.bundle, m).ok_or_else(|| {
         Error::config(format!(
             "mounts: bind mount {} has no source",
             dest.display()
