@@ -392,22 +392,12 @@ impl ContainerDir {
     }
 }
 
-/// Parses state.json; the error is one line.
 /// Unlinks every entry of `dir`; a subdirectory is emptied the same way (down to `depth` more
 /// levels) and removed. Errors are left to the final `rmdir` of the caller to report.
 fn clear_dir(dir: BorrowedFd, depth: u32) {
-    let Ok(dup) = nix::unistd::dup(dir) else {
+    let Ok(names) = crate::rootfs::safe_path::dir_entries(dir) else {
         return;
     };
-    let Ok(mut d) = nix::dir::Dir::from_fd(dup) else {
-        return;
-    };
-    let names: Vec<std::ffi::CString> = d
-        .iter()
-        .flatten()
-        .map(|e| e.file_name().to_owned())
-        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
-        .collect();
     for n in names {
         let r = nix::unistd::unlinkat(dir, n.as_c_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
         if r == Err(nix::errno::Errno::EISDIR) {
@@ -426,6 +416,7 @@ fn clear_dir(dir: BorrowedFd, depth: u32) {
     }
 }
 
+/// Parses state.json; the error is one line.
 pub fn parse_state(data: &[u8]) -> std::result::Result<State, String> {
     serde_json::from_slice(data).map_err(|e| crate::error::one_line(e.to_string()))
 }

@@ -37,15 +37,7 @@ pub fn mount_tmpfs_copyup(
 }
 
 fn copy_tree(src: BorrowedFd, dst: BorrowedFd) -> nix::Result<()> {
-    let dup = nix::unistd::dup(src)?;
-    let mut dir = nix::dir::Dir::from_fd(dup)?;
-    let names: Vec<std::ffi::CString> = dir
-        .iter()
-        .flatten()
-        .map(|e| e.file_name().to_owned())
-        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
-        .collect();
-    for n in names {
+    for n in super::safe_path::dir_entries(src)? {
         copy_entry(src, dst, &n)?;
     }
     Ok(())

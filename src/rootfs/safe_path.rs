@@ -201,6 +201,16 @@ fn fd_path_of(fd: BorrowedFd) -> nix::Result<PathBuf> {
     nix::fcntl::readlink(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str()).map(PathBuf::from)
 }
 
+/// The names in directory `dir` (read through a duplicate of the fd), without `.` and `..`.
+pub fn dir_entries(dir: BorrowedFd) -> nix::Result<Vec<std::ffi::CString>> {
+    let mut d = nix::dir::Dir::from_fd(nix::unistd::dup(dir)?)?;
+    Ok(d.iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
