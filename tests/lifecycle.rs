@@ -726,3 +726,43 @@ fn list_formats() {
     env.assert_no_leaks(&c, Some(&b));
     assert_eq!(env.ok(&["list", "-q"]), "");
 }
+
+/// Without a PID namespace the init's children outlive it: `delete` of the stopped container and
+/// `run` (which deletes) kill them and remove the cgroup, although the container is already
+/// `stopped` (the cgroup is only found busy when it is removed).
+#[test]
+fn delete_kills_what_outlived_an_init_without_pid_namespace() {
+    require_root!();
+    let env = Env::new();
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.starts_with(" Z")))
+    };
+    let out = env.scratch("out");
+    let mut cfg = base_config(&[
+        "sh",
+        "-c",
+        "sleep 1000 >/dev/null 2>&1 & echo $! > /out/bg.tmp && mv /out/bg.tmp /out/bg",
+    ]);
+    set_namespaces(&mut cfg, &["network", "ipc", "uts", "mount"]);
+    add_bind(&mut cfg, &out, "/out", &["rbind", "rw"]);
+
+    // create / start / (init exits) / delete
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    env.create(&b, &id);
+    env.ok(&["start", &id]);
+    let bg: i32 = wait_file(&out.join("bg"), 20).trim().parse().unwrap();
+    env.wait_stopped(&id);
+    assert!(alive(bg), "the background sleep ({bg}) outlives the init");
+    assert_eq!(cgroup_pids(&id), vec![bg]);
+    env.ok(&["delete", &id]);
+    wait_until(10, "the background sleep to die", || !alive(bg));
+    env.assert_no_leaks(&id, Some(&b));
+
+    // run
+    std::fs::remove_file(out.join("bg")).unwrap();
+    env.run(&cfg);
+    let bg: i32 = read(&out.join("bg")).trim().parse().unwrap();
+    wait_until(10, "the background sleep to die", || !alive(bg));
+}

@@ -265,9 +265,19 @@ pub trait CgroupManager {
     /// What to persist in state.json.
     fn state(&self) -> CgroupState;
 
+    /// Removes the directories this container created if no process is left in them (one
+    /// `rmdir` each, no waiting); false as soon as one is still in use.
+    fn destroy_if_empty(&self) -> bool {
+        false
+    }
     /// SIGKILLs whatever is still in the cgroup, then [`destroy`](Self::destroy)s it
-    /// (`delete --force`, or cleaning up after a failed `create`).
+    /// (`delete --force`, or cleaning up after a failed `create`). The common case, a container
+    /// whose processes are gone already (a PID namespace dies with its init), costs one `rmdir`
+    /// per directory: the kill (freeze, list, signal, thaw) only runs when one is busy.
     fn destroy_force(&self) -> Result<()> {
+        if self.destroy_if_empty() {
+            return Ok(());
+        }
         self.kill_all(Signal::SIGKILL)?;
         self.destroy()
     }

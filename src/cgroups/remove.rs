@@ -25,3 +25,23 @@ pub(crate) fn remove_created(created: &[PathBuf], is_leaf: impl Fn(&Path) -> boo
     }
     first.map_or(Ok(()), Err)
 }
+
+/// One pass of `rmdir`s over `created` (deepest first) that stops at the first directory still in
+/// use. An `rmdir` that succeeds proves the cgroup had no process (and none can join it any
+/// more), so this is the cheap way to destroy a cgroup whose processes are gone: no freeze, no
+/// listing. Returns whether everything went.
+pub(crate) fn remove_created_if_empty(
+    created: &[PathBuf],
+    is_leaf: impl Fn(&Path) -> bool,
+) -> bool {
+    created.iter().rev().all(|d| {
+        if is_leaf(d) {
+            match std::fs::remove_dir(d) {
+                Ok(()) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            }
+        } else {
+            fs::remove_if_unused(d).is_ok()
+        }
+    })
+}

@@ -42,14 +42,60 @@ pub fn open_in_root(root: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | OFlag::O_CLOEXEC).bits() as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    openat2(root, &c, &how)
+}
+
+/// Opens (creating as needed, like `mkdir -p`) the directory `path` inside `root` and returns
+/// an `O_PATH` fd to it. Symlinks met on the way are followed the way the kernel would with
+/// `root` as `/` (a dangling one gets its target created inside the root); every directory is
+/// created inside an already-resolved parent, so nothing is ever made outside the root.
+pub fn mkdir_all_in_root(root: BorrowedFd, path: &Path, mode: u32) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    match open_in_root(root, path, flags) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    // The common case: the parent resolves (or is made by this same function) and only the last
+    // component is missing. It is created inside the resolved parent and opened without following
+    // anything, so a symlink raced into its place is refused, not followed.
+    let rel = clean(path);
+    if let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) {
+        let dir = mkdir_all_in_root(root, parent, mode)?;
+        match nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(mode)) {
+            Ok(()) => match open_beneath(dir.as_fd(), name, flags) {
+                Ok(fd) => return Ok(fd),
+                // Replaced since: resolve it the slow way below.
+                Err(Errno::ELOOP | Errno::ENOTDIR | Errno::ENOENT | Errno::EXDEV) => {}
+                Err(e) => return Err(e),
+            },
+            // The name exists although the path did not resolve: a dangling symlink (its target
+            // gets created below, resolved inside the root) or a concurrent mkdir.
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    mkdir_all_slow(root, &rel, mode)
+}
+
+/// openat2(dir, name, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): `name` itself, never a symlink.
+fn open_beneath(dir: BorrowedFd, name: &std::ffi::OsStr, flags: OFlag) -> nix::Result<OwnedFd> {
+    let c = CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).bits() as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    openat2(dir, &c, &how)
+}
+
+fn openat2(dir: BorrowedFd, path: &std::ffi::CStr, how: &libc::open_how) -> nix::Result<OwnedFd> {
     loop {
         // SAFETY: valid pointers for the duration of the call.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_openat2,
-                root.as_raw_fd(),
-                c.as_ptr(),
-                &how as *const libc::open_how,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                how as *const libc::open_how,
                 std::mem::size_of::<libc::open_how>(),
             )
         };
@@ -64,21 +110,12 @@ pub fn open_in_root(root: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<
     }
 }
 
-/// Opens (creating as needed, like `mkdir -p`) the directory `path` inside `root` and returns
-/// an `O_PATH` fd to it. Symlinks met on the way are followed the way the kernel would with
-/// `root` as `/` (a dangling one gets its target created inside the root); every directory is
-/// created inside an already-resolved parent, so nothing is ever made outside the root.
-pub fn mkdir_all_in_root(root: BorrowedFd, path: &Path, mode: u32) -> nix::Result<OwnedFd> {
+/// Component by component from the root, each parent re-resolved from the root, symlinks
+/// followed by hand (see [`mkdir_all_in_root`]).
+fn mkdir_all_slow(root: BorrowedFd, rel: &Path, mode: u32) -> nix::Result<OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    match open_in_root(root, path, flags) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::ENOENT) => {}
-        Err(e) => return Err(e),
-    }
-    let mut todo: std::collections::VecDeque<std::ffi::OsString> = clean(path)
-        .components()
-        .map(|c| c.as_os_str().to_owned())
-        .collect();
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> =
+        rel.components().map(|c| c.as_os_str().to_owned()).collect();
     let mut resolved = PathBuf::new();
     let mut hops = 0;
     while let Some(name) = todo.pop_front() {
@@ -254,6 +291,44 @@ mod tests {
         std::os::unix::fs::symlink("/proc/self/root/etc", root.join("magic")).unwrap();
         let r = open_in_root(rfd.as_fd(), Path::new("/magic"), OFlag::O_PATH);
         assert!(r.is_err() || fd_path(&r.unwrap()).unwrap().starts_with(&root));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn mkdir_all_makes_each_missing_level_and_follows_a_dangling_last_link() {
+        let base = tmpdir("mkdirall");
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        let rfd = open_root(&root).unwrap();
+        // Several missing levels under an existing one.
+        let fd = mkdir_all_in_root(rfd.as_fd(), Path::new("/a/b/c/d"), 0o750).unwrap();
+        assert_eq!(fd_path(&fd).unwrap(), root.join("a/b/c/d"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        // (The process umask applies, as for mkdir(2).)
+        assert_eq!(mode(&root.join("a/b/c/d")) & !0o022, 0o750 & !0o022);
+        assert!(root.join("a/b/c").is_dir());
+        // The last component is a dangling symlink: its target is made, inside the root.
+        let outside = base.join("outside");
+        std::os::unix::fs::symlink(&outside, root.join("a/last")).unwrap();
+        let fd = mkdir_all_in_root(rfd.as_fd(), Path::new("/a/last"), 0o755).unwrap();
+        let inside = root.join(outside.strip_prefix("/").unwrap());
+        assert_eq!(fd_path(&fd).unwrap(), inside);
+        assert!(!outside.exists(), "created outside the root");
+        // A dangling relative link in the middle of the path.
+        std::os::unix::fs::symlink("../x/y", root.join("a/mid")).unwrap();
+        let fd = mkdir_all_in_root(rfd.as_fd(), Path::new("/a/mid/z"), 0o755).unwrap();
+        assert_eq!(fd_path(&fd).unwrap(), root.join("x/y/z"));
+        // A regular file in the way is an error, not replaced.
+        std::fs::write(root.join("a/file"), b"").unwrap();
+        assert_eq!(
+            mkdir_all_in_root(rfd.as_fd(), Path::new("/a/file/sub"), 0o755).unwrap_err(),
+            Errno::ENOTDIR
+        );
+        assert_eq!(
+            mkdir_all_in_root(rfd.as_fd(), Path::new("/a/file"), 0o755).unwrap_err(),
+            Errno::ENOTDIR
+        );
         std::fs::remove_dir_all(&base).unwrap();
     }
 

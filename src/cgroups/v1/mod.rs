@@ -25,7 +25,7 @@ use super::devices::{runc_rules, Emulator};
 use super::error::{CgroupError, Result};
 use super::kill::signal_pids;
 use super::oom::OomEvents;
-use super::remove::remove_created;
+use super::remove::{remove_created, remove_created_if_empty};
 use super::stats::Stats;
 use super::{fs, pids, rdma, v2};
 use super::{CgroupManager, CgroupMode, CgroupOptions, CgroupState, Hierarchy};
@@ -368,6 +368,16 @@ impl CgroupManager for Manager {
 
     fn destroy(&self) -> Result<()> {
         remove_created(&self.st.created, |d| self.is_leaf(d))
+    }
+
+    fn destroy_if_empty(&self) -> bool {
+        // A cgroup the container joined but did not create is never removed, so an rmdir
+        // cannot tell whether it is empty.
+        self.st
+            .hierarchies
+            .iter()
+            .all(|h| self.st.created.contains(&h.dir))
+            && remove_created_if_empty(&self.st.created, |d| self.is_leaf(d))
     }
 
     fn state(&self) -> CgroupState {
