@@ -196,6 +196,15 @@ impl JoinPlan {
     pub fn runtime_must_add(&self, joined: bool, into_v2: bool) -> bool {
         !joined || (self.v2_dir.is_some() && !into_v2)
     }
+
+    /// The plan without the v1 hierarchies whose container directory is one of `dirs` (those
+    /// that could not be made).
+    pub fn without(&self, dirs: &[PathBuf]) -> JoinPlan {
+        let mut p = self.clone();
+        p.v1_tasks
+            .retain(|(t, _)| !dirs.iter().any(|d| t.parent() == Some(d.as_path())));
+        p
+    }
 }
 
 pub fn join_plan(st: &CgroupState) -> JoinPlan {
@@ -251,6 +260,15 @@ pub trait CgroupManager {
     /// (`None` applies runc's default device allowlist only). On failure everything it created
     /// is removed again.
     fn create(&mut self, resources: Option<&LinuxResources>) -> Result<()>;
+    /// v1 and hybrid hosts: makes what the init must be cloned into now — the cgroup2
+    /// directory of a hybrid host (for `CLONE_INTO_CGROUP`), nothing on pure v1 — so that
+    /// [`create`](Self::create), called after the clone, makes the v1 directories while the
+    /// init creates its namespaces. Recorded like `create`'s own directories. False (nothing
+    /// done) where this split does not apply: pure v2, rootless, or the directory could not be
+    /// made (then `create` before the clone reports why).
+    fn create_clone_target(&mut self) -> bool {
+        false
+    }
     /// Moves `pid` into the cgroup(s) (container init on v1/hybrid, every `exec`'d process).
     fn add_task(&self, pid: i32) -> Result<()>;
     /// Applies resources to an existing cgroup (`update`).

@@ -80,9 +80,8 @@ mod tests {
     use super::*;
     use crate::cgroups::Hierarchy;
 
-    #[test]
-    fn hybrid_mounts() {
-        let st = CgroupState {
+    fn hybrid_state() -> CgroupState {
+        CgroupState {
             path: "/c".into(),
             mode: CgroupMode::Hybrid,
             hierarchies: vec![
@@ -106,13 +105,31 @@ mod tests {
                 },
             ],
             created: vec![],
-        };
-        let m = for_state(&st);
+        }
+    }
+
+    #[test]
+    fn hybrid_mounts() {
+        let m = for_state(&hybrid_state());
         assert_eq!(m[0].mount_point_name, "cpu,cpuacct");
         assert_eq!(m[0].symlinks, vec!["cpu", "cpuacct"]);
         assert_eq!(m[1].options, "name=systemd");
         assert_eq!(m[1].mount_point_name, "systemd");
         assert_eq!(m[2].fstype, "cgroup2");
         assert_eq!(m[2].mount_point_name, "unified");
+    }
+
+    #[test]
+    fn join_plan_without_a_hierarchy_that_could_not_be_made() {
+        let j = crate::cgroups::join_plan(&hybrid_state());
+        assert_eq!(j.v2_dir, Some(PathBuf::from("/sys/fs/cgroup/unified/c")));
+        assert_eq!(j.v1_tasks.len(), 2);
+        let w = j.without(&[PathBuf::from("/sys/fs/cgroup/systemd/c")]);
+        assert_eq!(
+            w.v1_tasks,
+            vec![(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c/tasks"), false)]
+        );
+        assert_eq!(w.v2_dir, j.v2_dir);
+        assert_eq!(j.without(&[]).v1_tasks, j.v1_tasks);
     }
 }

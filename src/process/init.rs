@@ -44,6 +44,13 @@ pub struct InitConfig<'a> {
     pub close_now: [RawFd; 2],
     /// The cgroups the init moves itself into first thing.
     pub cgroup_join: &'a crate::cgroups::JoinPlan,
+    /// Namespaces the init creates itself (unshare) right after the clone: the clone then only
+    /// makes the PID namespace, and the runtime makes the v1 cgroup directories meanwhile
+    /// (`late_cgroups`), instead of both waiting for a new network namespace in turn.
+    pub unshare: CloneFlags,
+    /// The runtime makes (some of) the cgroup directories after the clone: wait for
+    /// `CgroupsMade` before joining them.
+    pub late_cgroups: bool,
     /// The container's cgroup directories on the host (for `cgroup` mounts).
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
     /// Detached idmapped trees made by the runtime, by `mounts[]` index (inherited fds).
@@ -98,7 +105,35 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
     if !late_nondumpable {
         set_dumpable(false);
     }
-    let joined = crate::cgroups::self_join(cfg.cgroup_join).is_ok();
+    if !cfg.unshare.is_empty() {
+        nix::sched::unshare(cfg.unshare).ctx(|| format!("unshare {:?}", cfg.unshare))?;
+    }
+    let mut late_join = None;
+    let mut late_mounts = None;
+    if cfg.late_cgroups {
+        let missing = match chan.recv()? {
+            Some(Msg::CgroupsMade(m)) => m,
+            Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+            other => {
+                return Err(Error::msg(format!(
+                    "sync: expected CgroupsMade, got {other:?}"
+                )))
+            }
+        };
+        if !missing.is_empty() {
+            late_join = Some(cfg.cgroup_join.without(&missing));
+            late_mounts = Some(
+                cfg.cgroup_mounts
+                    .iter()
+                    .filter(|c| !missing.contains(&c.host_dir))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    let cgroup_join = late_join.as_ref().unwrap_or(cfg.cgroup_join);
+    let cgroup_mounts = late_mounts.as_deref().unwrap_or(cfg.cgroup_mounts);
+    let joined = crate::cgroups::self_join(cgroup_join).is_ok();
     chan.send(&Msg::Joined(joined))?;
     if cfg.two_step {
         enter_namespaces(cfg, chan, timens_offsets)?;
@@ -113,7 +148,7 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
     // while the runtime records its pid, and waits for `Go` only before hooks run (they get
     // the pid) — two things at once instead of one after the other. Should the runtime die
     // meanwhile, PDEATHSIG kills the init, and its mounts go with its mount namespace.
-    let early = !cfg.two_step && !userns && !cfg.cgroup_join.runtime_must_add(joined, into_v2);
+    let early = !cfg.two_step && !userns && !cgroup_join.runtime_must_add(joined, into_v2);
     let wait_go = || -> Result<i32> {
         match chan.recv()? {
             Some(Msg::Go(pid)) => Ok(pid),
@@ -155,7 +190,7 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
         userns,
         cgroupns: plan.has(LinuxNamespaceType::Cgroup),
         no_pivot: cfg.no_pivot,
-        cgroup_mounts: cfg.cgroup_mounts,
+        cgroup_mounts,
         idmapped: cfg.idmapped,
     };
     rootfs::prepare(&rc)?;

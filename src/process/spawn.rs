@@ -214,7 +214,7 @@ fn create_inner(
     let cgroups_path = linux
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
-    let mut cg = cgroups::new_manager(cgroups_path.as_deref(), o.id, &o.cgroup_opts)?;
+    let cg = cgroups::new_manager(cgroups_path.as_deref(), o.id, &o.cgroup_opts)?;
     // runc's device rules: the spec's, then the default allowlist (minus devices the spec
     // defines itself).
     let mut resources = linux
@@ -258,21 +258,30 @@ fn create_inner(
     dir.save(&state)?;
     logging::phase("state");
 
-    cg.create(Some(&resources))?;
-    let cg = cg_slot.insert(cg);
-    let made = cg.state();
-    if o.cgroup_opts.rootless {
-        // The planned hierarchies against those the rootless user could create.
-        rootless_cgroup_check(&state.cgroup.hierarchies, &made.hierarchies, &resources)?;
-    }
-    state.cgroup = made;
-    let cgroup_mounts = cg.mounts();
-    logging::phase("cgroup");
-
     let plan = &prep.plan;
-    let idmapped_fds = prep.idmapped.raw();
     let newtime = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     let two_step = !plan.join.is_empty() || plan.new.contains(newtime);
+    // The common case splits the work across the clone: the clone makes only the PID namespace
+    // (and places the init into a hybrid host's cgroup2 directory), then the init creates its
+    // other namespaces — a network namespace takes about a millisecond — while the runtime
+    // makes the v1 cgroup directories.
+    let cg = cg_slot.insert(cg);
+    let late = !two_step && !plan.has_new(LinuxNamespaceType::User) && cg.create_clone_target();
+    if !late {
+        cg.create(Some(&resources))?;
+        let made = cg.state();
+        if o.cgroup_opts.rootless {
+            // The planned hierarchies against those the rootless user could create.
+            rootless_cgroup_check(&state.cgroup.hierarchies, &made.hierarchies, &resources)?;
+        }
+        state.cgroup = made;
+        logging::phase("cgroup");
+    }
+    // (Late: the planned hierarchies; a best-effort one that cannot be made is dropped from the
+    // init's join plan and mounts with `CgroupsMade`.)
+    let cgroup_mounts = cg.mounts();
+
+    let idmapped_fds = prep.idmapped.raw();
     let (parent_ch, child_ch) = sync::pair()?;
     let join = cgroups::join_plan(&state.cgroup);
     let v2_fd = join.open_v2_dir()?;
@@ -294,11 +303,19 @@ fn create_inner(
         cgroup_mounts: &cgroup_mounts,
         close_now: [o.root.fd().as_raw_fd(), dir.fd().as_raw_fd()],
         cgroup_join: &join,
+        unshare: if late {
+            plan.new - CloneFlags::CLONE_NEWCGROUP - CloneFlags::CLONE_NEWPID
+        } else {
+            CloneFlags::empty()
+        },
+        late_cgroups: late,
         idmapped: &idmapped_fds,
         rootless: !nix::unistd::geteuid().is_root(),
     };
     let clone_flags = if two_step {
         CloneFlags::empty()
+    } else if late {
+        plan.new & CloneFlags::CLONE_NEWPID
     } else {
         plan.new - CloneFlags::CLONE_NEWCGROUP
     };
@@ -316,6 +333,20 @@ fn create_inner(
     drop(child_ch);
     spawned.child = Some(pid);
     logging::phase("clone");
+    if late {
+        cg.create(Some(&resources))?;
+        let made = cg.state();
+        let missing = state
+            .cgroup
+            .hierarchies
+            .iter()
+            .filter(|h| !made.hierarchies.iter().any(|m| m.dir == h.dir))
+            .map(|h| h.dir.clone())
+            .collect();
+        state.cgroup = made;
+        parent_ch.send(&Msg::CgroupsMade(missing))?;
+        logging::phase("cgroup");
+    }
     // Records the init's pid (and start time) in state.json.
     let record_init = |state: &mut State, pid: i32| -> Result<()> {
         state.pid = pid;

@@ -24,6 +24,9 @@ pub enum Msg {
     /// Something failed; the text is the error to report.
     Error(String),
     // parent → child
+    /// The cgroup directories made after the clone exist; carries the directories of
+    /// best-effort hierarchies that could not be made (not to be joined or mounted).
+    CgroupsMade(Vec<std::path::PathBuf>),
     /// Id mappings are written.
     MappingsDone,
     /// The init is in its cgroup (and mapped): go on. Carries the init's host pid.

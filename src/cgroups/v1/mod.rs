@@ -285,7 +285,10 @@ impl CgroupManager for Manager {
         self.check(r, target.is_some())?;
         let hugetlb_unified = r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
             && self.hugetlb_dir()?.is_none();
-        let mut created = Vec::new();
+        // What create_clone_target made already stays for the caller to remove (the init is
+        // in it): only this call's directories are removed on failure.
+        let mut created = std::mem::take(&mut self.st.created);
+        let before = created.len();
         let res = self.make_dirs(r, &mut created).and_then(|dropped| {
             for i in dropped.into_iter().rev() {
                 let h = self.st.hierarchies.remove(i);
@@ -306,8 +309,30 @@ impl CgroupManager for Manager {
                 Ok(())
             }
             Err(e) => {
-                let _ = remove_created(&created, |d| self.is_leaf(d));
+                let _ = remove_created(&created[before..], |d| self.is_leaf(d));
+                created.truncate(before);
+                self.st.created = created;
                 Err(e)
+            }
+        }
+    }
+
+    fn create_clone_target(&mut self) -> bool {
+        if self.opts.rootless {
+            return false;
+        }
+        let Some(u) = self.unified().cloned() else {
+            return true;
+        };
+        let mut created = Vec::new();
+        match fs::mkdir_all(&u.dir, &u.mount_point, &mut created) {
+            Ok(_) => {
+                self.st.created = created;
+                true
+            }
+            Err(_) => {
+                let _ = remove_created(&created, |_| false);
+                false
             }
         }
     }
