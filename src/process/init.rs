@@ -135,6 +135,7 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
     let cgroup_mounts = late_mounts.as_deref().unwrap_or(cfg.cgroup_mounts);
     let joined = crate::cgroups::self_join(cgroup_join).is_ok();
     chan.send(&Msg::Joined(joined))?;
+    crate::logging::phase("init: joined");
     if cfg.two_step {
         enter_namespaces(cfg, chan, timens_offsets)?;
     } else {
