@@ -21,6 +21,19 @@
 //! pid file; exit (init is re-parented)
 //! ```
 //!
+//! Every init first moves itself into its v1 cgroups (a `tasks` write each) and says
+//! `Joined(ok)`. On v1/hybrid hosts without a user namespace the cgroup work is split around the
+//! clone, so that the slowest parts of the two sides overlap:
+//!
+//! ```text
+//! runtime                                   init
+//! state.json, cgroup2 dir (hybrid)
+//! clone (new PID ns only, into cgroup2) ──▶ unshare net, mount, uts, ipc (~1 ms)
+//! v1 dirs + resources
+//! CgroupsMade(missing) ───────────────────▶ join the v1 cgroups
+//!   ◀── Joined(ok) ────────────────────────  cgroupns, mounts …
+//! ```
+//!
 //! Id maps ([`crate::userns::MapPlan`]) are written by the runtime while the init waits: right
 //! after the single clone (the init waits for `Go`), or between `UserNsReady` and `MappingsDone`.
 //! Writing them directly needs the init's /proc files to belong to the runtime's user, so an

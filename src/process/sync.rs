@@ -112,7 +112,10 @@ impl Channel {
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Ok(m) => m,
-                Err(nix::errno::Errno::EINTR) => continue,
+                // ECONNRESET: the peer exited with one of our messages unread (an init that
+                // failed before reading `Go`). The kernel reports that once, ahead of what the
+                // peer sent before exiting (its `Error`): read on to get it, then EOF.
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNRESET) => continue,
                 Err(e) => return Err(e).ctx(|| "sync: recv"),
             };
             let n = msg.bytes;
@@ -151,5 +154,26 @@ impl Channel {
 
     pub fn raw(&self) -> i32 {
         self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_that_exits_with_unread_messages_still_delivers_what_it_sent() {
+        let (parent, child) = pair().unwrap();
+        // The parent's `Go` is never read: the child fails and exits first.
+        parent.send(&Msg::Go(1)).unwrap();
+        child
+            .send(&Msg::Error("mount /data: no such file".into()))
+            .unwrap();
+        drop(child);
+        assert_eq!(
+            parent.recv().unwrap(),
+            Some(Msg::Error("mount /data: no such file".into()))
+        );
+        assert_eq!(parent.recv().unwrap(), None);
     }
 }
