@@ -335,6 +335,18 @@ impl ContainerDir {
         nix::sys::stat::fstatat(self.fd.as_fd(), FIFO_FILE, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok()
     }
 
+    /// The exec fifo's read side, non-blocking: opening it lets the init's blocked open of the
+    /// write side return.
+    pub fn open_fifo_reader(&self) -> Result<OwnedFd> {
+        openat(
+            self.fd.as_fd(),
+            FIFO_FILE,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open exec fifo")
+    }
+
     pub fn remove_fifo(&self) -> Result<()> {
         match nix::unistd::unlinkat(
             self.fd.as_fd(),

@@ -359,7 +359,12 @@ fn rootless_values() {
     let b = env.bundle(&base_config(&["sh", "-c", "echo rootful"]));
     let id = env.id();
     let o = env.rt(&["--rootless=false", "run", "--bundle", b.path(), &id]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "rootful\n");
     env.assert_no_leaks(&id, Some(&b));
 }

@@ -15,6 +15,7 @@ pub fn create_container(
     a: &CreateArgs,
     bundle: &spec::Bundle,
     console: Option<std::os::fd::OwnedFd>,
+    start_now: bool,
 ) -> Result<Created> {
     let console = match (console, &a.console_socket) {
         (Some(c), _) => Some(c),
@@ -32,6 +33,7 @@ pub fn create_container(
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds + crate::activation::listen_fds(),
         notify: crate::notify::host_socket().is_some(),
+        start_now,
         cgroup_opts: ctx.cgroup_opts.clone(),
     })
 }
@@ -53,6 +55,6 @@ pub fn load(ctx: &Ctx, a: &CreateArgs) -> Result<spec::Bundle> {
 
 pub fn run(ctx: &Ctx, a: &CreateArgs) -> Result<i32> {
     let bundle = load(ctx, a)?;
-    create_container(ctx, a, &bundle, None)?;
+    create_container(ctx, a, &bundle, None, false)?;
     Ok(0)
 }

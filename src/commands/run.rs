@@ -47,8 +47,9 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
                 "cannot allocate a tty when detaching without --console-socket",
             ));
         }
-        let c = super::create::create_container(ctx, &a.create, &bundle, None)?;
-        let notify = match start(&c) {
+        let start_now = !terminal && crate::notify::host_socket().is_none();
+        let mut c = super::create::create_container(ctx, &a.create, &bundle, None, start_now)?;
+        let notify = match start(&mut c) {
             Ok(n) => n,
             Err(e) => {
                 let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
@@ -84,7 +85,10 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
         } else {
             (None, None)
         };
-    let c = super::create::create_container(ctx, &a.create, &bundle, theirs)?;
+    // Nothing to do between create and start without a terminal (the console's size) or an
+    // sd_notify socket (bound before the process starts): let the init go on at once.
+    let start_now = !terminal && crate::notify::host_socket().is_none();
+    let mut c = super::create::create_container(ctx, &a.create, &bundle, theirs, start_now)?;
     let master = match &ours {
         Some(s) => match tty::recv_fd(s.as_fd()) {
             Ok(m) => Some(m),
@@ -102,7 +106,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
             tty::set_winsize(m.as_fd(), r, c);
         }
     }
-    let notify = match start(&c) {
+    let notify = match start(&mut c) {
         Ok(n) => n,
         Err(e) => {
             let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
@@ -136,9 +140,9 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
 
 /// Starts a created container, with its sd_notify listener bound first when `NOTIFY_SOCKET`
 /// asks for one (the caller destroys the container on failure).
-fn start(c: &crate::process::spawn::Created) -> Result<Option<Listener>> {
+fn start(c: &mut crate::process::spawn::Created) -> Result<Option<Listener>> {
     let notify = crate::notify::bind(&c.dir)?;
-    super::start::start_container(&c.dir, &c.state)?;
+    super::start::start_container(&c.dir, &c.state, c.fifo.take())?;
     Ok(notify)
 }
 

@@ -5,9 +5,7 @@ use super::Ctx;
 use crate::container::{self, OciState, Status};
 use crate::error::{Context, Error, Result};
 use crate::hooks;
-use crate::state::{ContainerDir, State, FIFO_FILE};
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use crate::state::{ContainerDir, State};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
@@ -32,7 +30,7 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
         }
     }
     let notify = crate::notify::bind(&dir)?;
-    start_container(&dir, &st)?;
+    start_container(&dir, &st, None)?;
     if let Some(n) = notify {
         // Release the container's lock while waiting for READY: kill/delete must still work.
         drop(dir);
@@ -48,17 +46,16 @@ pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
 }
 
 /// Opens the fifo (which lets the init go on), collects what it writes until it closes the fifo
-/// at execve, and fails with the init's message if it wrote one.
-pub fn start_container(dir: &ContainerDir, st: &State) -> Result<()> {
+/// at execve, and fails with the init's message if it wrote one. `opened`: the read side opened
+/// by `create` already ([`crate::process::spawn::CreateOpts::start_now`]); the init may then have
+/// exec'd, even exited, by now (it stays our unreaped child, so its pid is still valid).
+pub fn start_container(dir: &ContainerDir, st: &State, opened: Option<OwnedFd>) -> Result<()> {
     let pidfd = container::init_pidfd(st.pid, st.pid_start)
         .ok_or_else(|| Error::State("cannot start a container that has stopped".into()))?;
-    let fifo = nix::fcntl::openat(
-        dir.fd(),
-        FIFO_FILE,
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| "open exec fifo")?;
+    let fifo = match opened {
+        Some(f) => f,
+        None => dir.open_fifo_reader()?,
+    };
     let mut got: Vec<u8> = Vec::new();
     let mut removed = false;
     loop {

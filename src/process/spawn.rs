@@ -74,6 +74,11 @@ pub struct CreateOpts<'a> {
     pub preserve_fds: u32,
     /// sd_notify requested: make the state dir's `notify` directory (see `crate::notify`).
     pub notify: bool,
+    /// The caller starts the container as soon as this returns (`run` with nothing to set up
+    /// in between: no terminal, no sd_notify socket). The exec fifo's read side is opened right
+    /// after the clone, so the init's open of its write side does not block: it goes on to exec
+    /// without waiting for the start handshake. Handed to `start_container` in [`Created`].
+    pub start_now: bool,
     pub cgroup_opts: CgroupOptions,
 }
 
@@ -83,6 +88,8 @@ pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
     pub direct_child: bool,
+    /// The exec fifo's read side, opened early (`start_now`).
+    pub fifo: Option<OwnedFd>,
 }
 
 fn owner_name() -> String {
@@ -158,8 +165,9 @@ pub fn create(o: CreateOpts) -> Result<Created> {
     let dir = o.root.create_container(o.id)?;
     let mut cg: Option<Box<dyn CgroupManager>> = None;
     let mut pids = Spawned::default();
+    let mut fifo = None;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        create_inner(&o, &prep, &dir, &mut cg, &mut pids)
+        create_inner(&o, &prep, &dir, &mut cg, &mut pids, &mut fifo)
     }))
     .unwrap_or_else(|_| {
         Err(Error::msg(
@@ -171,6 +179,7 @@ pub fn create(o: CreateOpts) -> Result<Created> {
             dir,
             state,
             direct_child,
+            fifo,
         }),
         Err(e) => {
             pids.kill_and_reap();
@@ -213,6 +222,7 @@ fn create_inner(
     dir: &ContainerDir,
     cg_slot: &mut Option<Box<dyn CgroupManager>>,
     spawned: &mut Spawned,
+    fifo: &mut Option<OwnedFd>,
 ) -> Result<(State, bool)> {
     let b = o.bundle;
     let spec = &b.spec;
@@ -345,6 +355,10 @@ fn create_inner(
     }
     drop(child_ch);
     spawned.child = Some(pid);
+    if o.start_now {
+        // After the clone: the init must not hold a read side itself.
+        *fifo = Some(dir.open_fifo_reader()?);
+    }
     logging::phase("clone");
     if late {
         cg.create(Some(&resources))?;
