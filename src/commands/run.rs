@@ -142,7 +142,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
 /// asks for one (the caller destroys the container on failure).
 fn start(c: &mut crate::process::spawn::Created) -> Result<Option<Listener>> {
     let notify = crate::notify::bind(&c.dir)?;
-    super::start::start_container(&c.dir, &c.state, c.fifo.take())?;
+    super::start::start_container(&c.dir, &c.state, c.early_start.take())?;
     Ok(notify)
 }
 

@@ -46,15 +46,20 @@ pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
 }
 
 /// Opens the fifo (which lets the init go on), collects what it writes until it closes the fifo
-/// at execve, and fails with the init's message if it wrote one. `opened`: the read side opened
-/// by `create` already ([`crate::process::spawn::CreateOpts::start_now`]); the init may then have
-/// exec'd, even exited, by now (it stays our unreaped child, so its pid is still valid).
-pub fn start_container(dir: &ContainerDir, st: &State, opened: Option<OwnedFd>) -> Result<()> {
-    let pidfd = container::init_pidfd(st.pid, st.pid_start)
-        .ok_or_else(|| Error::State("cannot start a container that has stopped".into()))?;
-    let fifo = match opened {
-        Some(f) => f,
-        None => dir.open_fifo_reader()?,
+/// at execve, and fails with the init's message if it wrote one. `early`: opened by `create`
+/// already ([`crate::process::spawn::CreateOpts::start_now`]).
+pub fn start_container(
+    dir: &ContainerDir,
+    st: &State,
+    early: Option<crate::process::spawn::EarlyStart>,
+) -> Result<()> {
+    let (fifo, pidfd) = match early {
+        Some(e) => (e.fifo, e.pidfd),
+        None => {
+            let pidfd = container::init_pidfd(st.pid, st.pid_start)
+                .ok_or_else(|| Error::State("cannot start a container that has stopped".into()))?;
+            (dir.open_fifo_reader()?, pidfd)
+        }
     };
     let mut got: Vec<u8> = Vec::new();
     let mut removed = false;

@@ -75,9 +75,10 @@ pub struct CreateOpts<'a> {
     /// sd_notify requested: make the state dir's `notify` directory (see `crate::notify`).
     pub notify: bool,
     /// The caller starts the container as soon as this returns (`run` with nothing to set up
-    /// in between: no terminal, no sd_notify socket). The exec fifo's read side is opened right
-    /// after the clone, so the init's open of its write side does not block: it goes on to exec
-    /// without waiting for the start handshake. Handed to `start_container` in [`Created`].
+    /// in between: no terminal, no sd_notify socket). With a single clone (the init is our
+    /// child) the exec fifo's read side is opened right after the clone, so the init's open of
+    /// its write side does not block: it goes on to exec without waiting for the start
+    /// handshake. Handed to `start_container` in [`Created::early_start`].
     pub start_now: bool,
     pub cgroup_opts: CgroupOptions,
 }
@@ -88,8 +89,16 @@ pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
     pub direct_child: bool,
-    /// The exec fifo's read side, opened early (`start_now`).
-    pub fifo: Option<OwnedFd>,
+    /// `start_now`: what `start_container` needs, opened early.
+    pub early_start: Option<EarlyStart>,
+}
+
+/// The exec fifo's read side and a pidfd of the init, both opened right after the clone: by
+/// the time `start` runs, the init may have exec'd and even exited (a zombie until its parent,
+/// this process, reaps it), which the pidfd still refers to.
+pub struct EarlyStart {
+    pub fifo: OwnedFd,
+    pub pidfd: OwnedFd,
 }
 
 fn owner_name() -> String {
@@ -165,9 +174,9 @@ pub fn create(o: CreateOpts) -> Result<Created> {
     let dir = o.root.create_container(o.id)?;
     let mut cg: Option<Box<dyn CgroupManager>> = None;
     let mut pids = Spawned::default();
-    let mut fifo = None;
+    let mut early_start = None;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        create_inner(&o, &prep, &dir, &mut cg, &mut pids, &mut fifo)
+        create_inner(&o, &prep, &dir, &mut cg, &mut pids, &mut early_start)
     }))
     .unwrap_or_else(|_| {
         Err(Error::msg(
@@ -179,7 +188,7 @@ pub fn create(o: CreateOpts) -> Result<Created> {
             dir,
             state,
             direct_child,
-            fifo,
+            early_start,
         }),
         Err(e) => {
             pids.kill_and_reap();
@@ -222,12 +231,11 @@ fn create_inner(
     dir: &ContainerDir,
     cg_slot: &mut Option<Box<dyn CgroupManager>>,
     spawned: &mut Spawned,
-    fifo: &mut Option<OwnedFd>,
+    early_start: &mut Option<EarlyStart>,
 ) -> Result<(State, bool)> {
     let b = o.bundle;
     let spec = &b.spec;
     let linux = spec.linux().as_ref();
-    dir.make_fifo()?;
     if o.notify {
         let d = dir.path.join(crate::notify::STATE_SUBDIR);
         std::fs::create_dir(&d).ctx(|| format!("create {}", d.display()))?;
@@ -355,9 +363,16 @@ fn create_inner(
     }
     drop(child_ch);
     spawned.child = Some(pid);
-    if o.start_now {
+    // The exec fifo is made while the init sets itself up (it opens it last), but before its
+    // pid is recorded: a recorded pid without the fifo reads as `running`.
+    dir.make_fifo()?;
+    if o.start_now && !two_step {
         // After the clone: the init must not hold a read side itself.
-        *fifo = Some(dir.open_fifo_reader()?);
+        *early_start = Some(EarlyStart {
+            fifo: dir.open_fifo_reader()?,
+            pidfd: crate::commands::start::pidfd_open(pid)
+                .ok_or_else(|| Error::msg("pidfd_open of the container init failed"))?,
+        });
     }
     logging::phase("clone");
     if late {
