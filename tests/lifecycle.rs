@@ -766,3 +766,60 @@ fn delete_kills_what_outlived_an_init_without_pid_namespace() {
     let bg: i32 = read(&out.join("bg")).trim().parse().unwrap();
     wait_until(10, "the background sleep to die", || !alive(bg));
 }
+
+/// `run` lets the init go on to exec without a start handshake when nothing has to happen in
+/// between: the container's process may have run and exited before the runtime's own start step,
+/// which must still report success and run the poststart hooks. The runtime is held between
+/// create and start by making the temporary file of its --pid-file a FIFO: it blocks writing
+/// the pid until the test reads it, after the container's process has exited.
+#[test]
+fn run_succeeds_when_the_process_exits_before_start() {
+    require_root!();
+    let env = Env::new();
+    let out = env.scratch("out");
+    let mut cfg = base_config(&[
+        "sh",
+        "-c",
+        "echo done > /out/done.tmp && mv /out/done.tmp /out/done",
+    ]);
+    add_bind(&mut cfg, &out, "/out", &["rbind", "rw"]);
+    let hooks = env.scratch("hooks");
+    cfg["hooks"] = serde_json::json!({"poststart": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {}/poststart", hooks.display())]
+    }]});
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    let pid_file = env.tmp.join("pid");
+    let hold = env.tmp.join(".pid.tmp");
+    nix::unistd::mkfifo(&hold, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut run = ChildGuard::new(
+        env.cmd(&[
+            "run",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--bundle",
+            b.path(),
+            &id,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let mut errpipe = run.0.as_mut().unwrap().stderr.take().unwrap();
+    wait_file(&out.join("done"), 20);
+    // The init has exited (a zombie: `state` says stopped) while `run` has not started it yet.
+    wait_until(20, "the container's process to exit", || {
+        env.status(&id) == "stopped"
+    });
+    // Release the runtime: it writes the pid, starts (the process is gone already) and deletes.
+    let pid: i32 = std::fs::read_to_string(&hold).unwrap().parse().unwrap();
+    let st = run.wait_timeout(30);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut errpipe, &mut err).unwrap();
+    assert_eq!(st.code(), Some(0), "{err}");
+    let state = read(&hooks.join("poststart"));
+    assert!(state.contains(&format!("\"pid\":{pid}")), "{state}");
+    env.assert_no_leaks(&id, Some(&b));
+}
