@@ -245,7 +245,7 @@ fn create_inner(
     let cgroups_path = linux
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
-    let cg = cgroups::new_manager(cgroups_path.as_deref(), o.id, &o.cgroup_opts)?;
+    let mut cg = cgroups::new_manager(cgroups_path.as_deref(), o.id, &o.cgroup_opts)?;
     // runc's device rules: the spec's, then the default allowlist (minus devices the spec
     // defines itself).
     let mut resources = linux
@@ -296,10 +296,14 @@ fn create_inner(
     // (and places the init into a hybrid host's cgroup2 directory), then the init creates its
     // other namespaces — a network namespace takes about a millisecond — while the runtime
     // makes the v1 cgroup directories.
-    let cg = cg_slot.insert(cg);
     let late = !two_step && !plan.has_new(LinuxNamespaceType::User) && cg.create_clone_target();
-    if !late {
+    // From here a failure destroys the cgroup (the error path of `create`); a `create` that
+    // fails has removed what it made itself.
+    let cg = if late {
+        cg_slot.insert(cg)
+    } else {
         cg.create(Some(&resources))?;
+        let cg = cg_slot.insert(cg);
         let made = cg.state();
         if o.cgroup_opts.rootless {
             // The planned hierarchies against those the rootless user could create.
@@ -307,7 +311,8 @@ fn create_inner(
         }
         state.cgroup = made;
         logging::phase("cgroup");
-    }
+        cg
+    };
     // (Late: the planned hierarchies; a best-effort one that cannot be made is dropped from the
     // init's join plan and mounts with `CgroupsMade`.)
     let cgroup_mounts = cg.mounts();
