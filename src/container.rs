@@ -53,7 +53,7 @@ pub fn init_alive(pid: i32, start: u64) -> bool {
 /// A pidfd of the init while it is still the recorded process: opened first, then checked, so a
 /// recycled pid cannot slip in between.
 pub fn init_pidfd(pid: i32, start: u64) -> Option<std::os::fd::OwnedFd> {
-    let fd = crate::commands::start::pidfd_open(pid)?;
+    let fd = crate::process::pidfd_open(pid)?;
     init_alive(pid, start).then_some(fd)
 }
 

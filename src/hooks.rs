@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::logging;
 use oci_spec::runtime::Hook;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 
@@ -32,12 +32,6 @@ pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
             logging::warn(format!("{kind} hook #{i} failed: {e}"));
         }
     }
-}
-
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: plain syscall; a returned fd is owned by us.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
 fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
@@ -71,7 +65,7 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
         std::time::Instant::now().checked_add(std::time::Duration::from_secs(secs as u64))
     });
     if let (Some(secs), Some(deadline)) = (timeout, deadline) {
-        if let Some(pfd) = pidfd_open(child.id() as i32) {
+        if let Some(pfd) = crate::process::pidfd_open(child.id() as i32) {
             let mut p = libc::pollfd {
                 fd: pfd.as_raw_fd(),
                 events: libc::POLLIN,

@@ -185,7 +185,7 @@ pub fn wait_loop(pid: i32, sfd: &SignalFd, master: Option<&OwnedFd>) -> i32 {
             tty::set_winsize(m.as_fd(), r, c);
         }
     }
-    let pidfd = super::start::pidfd_open(pid);
+    let pidfd = crate::process::pidfd_open(pid);
     let mut stdin_open = master.is_some();
     let mut master_open = master.is_some();
     let mut code: Option<i32> = None;

@@ -6,7 +6,7 @@ use crate::container::{self, OciState, Status};
 use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::state::{ContainerDir, State};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
     let dir = ctx.container(id)?;
@@ -37,12 +37,6 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
         n.wait_and_relay(st.pid, st.pid_start)?;
     }
     Ok(0)
-}
-
-pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: plain syscall; a returned fd is owned by us.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    (r >= 0).then(|| unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
 /// Opens the fifo (which lets the init go on), collects what it writes until it closes the fifo

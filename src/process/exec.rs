@@ -45,10 +45,6 @@ struct Child<'a> {
     cgroups: &'a cgroups::JoinPlan,
 }
 
-fn pidfd_open(pid: i32) -> Result<OwnedFd> {
-    crate::commands::start::pidfd_open(pid).ok_or(Error::NotRunning)
-}
-
 /// Starts the process; returns its host pid once it has exec'd.
 pub fn exec(o: ExecOpts) -> Result<i32> {
     let st = o.state;
@@ -75,10 +71,7 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         Some(s) => Some(seccomp::compile(s)?),
         None => None,
     };
-    let pidfd = pidfd_open(st.pid)?;
-    if !container::init_alive(st.pid, st.pid_start) {
-        return Err(Error::NotRunning);
-    }
+    let pidfd = container::init_pidfd(st.pid, st.pid_start).ok_or(Error::NotRunning)?;
     // Every namespace the container has (new at create or joined by path) is the init's.
     let mut join = CloneFlags::empty();
     let mut userns = false;

@@ -375,7 +375,7 @@ fn create_inner(
         // After the clone: the init must not hold a read side itself.
         *early_start = Some(EarlyStart {
             fifo: dir.open_fifo_reader()?,
-            pidfd: crate::commands::start::pidfd_open(pid)
+            pidfd: super::pidfd_open(pid)
                 .ok_or_else(|| Error::msg("pidfd_open of the container init failed"))?,
         });
     }
