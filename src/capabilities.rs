@@ -27,6 +27,22 @@ fn convert(set: Option<&oci_spec::runtime::Capabilities>) -> Result<CapsHashSet>
     Ok(out)
 }
 
+/// The capability sets a container process gets: `process.capabilities` without those the
+/// runtime itself lacks (removed with a warning). None when the process names none.
+pub fn of_process(p: &oci_spec::runtime::Process) -> Result<Option<CapSets>> {
+    let Some(c) = p.capabilities() else {
+        return Ok(None);
+    };
+    let mut s = from_spec(c)?;
+    let dropped = s.restrict_to_available();
+    if !dropped.is_empty() {
+        crate::logging::warn(format!(
+            "capabilities not available to the runtime, dropped: {dropped:?}"
+        ));
+    }
+    Ok(Some(s))
+}
+
 pub fn from_spec(c: &LinuxCapabilities) -> Result<CapSets> {
     Ok(CapSets {
         bounding: convert(c.bounding().as_ref())?,

@@ -12,7 +12,6 @@ use crate::capabilities::{self, CapSets};
 use crate::cgroups::{self, CgroupOptions};
 use crate::container::{self, Status};
 use crate::error::{Context, Error, Result};
-use crate::logging;
 use crate::namespaces;
 use crate::seccomp;
 use crate::state::State;
@@ -49,19 +48,7 @@ struct Child<'a> {
 pub fn exec(o: ExecOpts) -> Result<i32> {
     let st = o.state;
     crate::spec::validate_process(o.process)?;
-    let caps = match o.process.capabilities() {
-        Some(c) => {
-            let mut s = capabilities::from_spec(c)?;
-            let dropped = s.restrict_to_available();
-            if !dropped.is_empty() {
-                logging::warn(format!(
-                    "capabilities not available to the runtime, dropped: {dropped:?}"
-                ));
-            }
-            Some(s)
-        }
-        None => None,
-    };
+    let caps = capabilities::of_process(o.process)?;
     let seccomp = match st
         .config
         .linux()

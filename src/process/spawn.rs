@@ -131,21 +131,8 @@ fn prepare(b: &Bundle) -> Result<Prepared> {
     } else {
         crate::userns::MapPlan::default()
     };
-    let caps = match spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
-    {
-        Some(c) => {
-            let mut s = capabilities::from_spec(c)?;
-            let dropped = s.restrict_to_available();
-            if !dropped.is_empty() {
-                logging::warn(format!(
-                    "capabilities not available to the runtime, dropped: {dropped:?}"
-                ));
-            }
-            Some(s)
-        }
+    let caps = match spec.process() {
+        Some(p) => capabilities::of_process(p)?,
         None => None,
     };
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -167,9 +154,7 @@ fn prepare(b: &Bundle) -> Result<Prepared> {
 
 /// Creates the container; on success the init waits on the exec fifo.
 pub fn create(o: CreateOpts) -> Result<Created> {
-    let b = o.bundle;
-    let spec = &b.spec;
-    let prep = prepare(b)?;
+    let prep = prepare(o.bundle)?;
     logging::phase("parse+validate");
     let dir = o.root.create_container(o.id)?;
     let mut cg: Option<Box<dyn CgroupManager>> = None;
@@ -200,7 +185,6 @@ pub fn create(o: CreateOpts) -> Result<Created> {
             if let Err(de) = dir.remove() {
                 logging::warn(format!("cleanup after failed create: {de}"));
             }
-            let _ = spec;
             Err(e)
         }
     }
