@@ -7,6 +7,7 @@ use crate::cli::RunArgs;
 use crate::container::Status;
 use crate::error::{Context, Error, Result};
 use crate::notify::Listener;
+use crate::process::spawn::Created;
 use crate::tty;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -41,21 +42,17 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
+    // Nothing to do between create and start without a terminal (the console's size) or an
+    // sd_notify socket (bound before the process starts): let the init go on at once.
+    let start_now = !terminal && crate::notify::host_socket().is_none();
     if a.detach {
         if terminal && a.create.console_socket.is_none() {
             return Err(Error::config(
                 "cannot allocate a tty when detaching without --console-socket",
             ));
         }
-        let start_now = !terminal && crate::notify::host_socket().is_none();
-        let mut c = super::create::create_container(ctx, &a.create, &bundle, None, start_now)?;
-        let notify = match start(&mut c) {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
-                return Err(e);
-            }
-        };
+        let c = super::create::create_container(ctx, &a.create, &bundle, None, start_now)?;
+        let (c, notify) = start(ctx, c)?;
         if let Some(n) = notify {
             drop(c.dir);
             n.wait_and_relay(c.state.pid, c.state.pid_start)?;
@@ -85,10 +82,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
         } else {
             (None, None)
         };
-    // Nothing to do between create and start without a terminal (the console's size) or an
-    // sd_notify socket (bound before the process starts): let the init go on at once.
-    let start_now = !terminal && crate::notify::host_socket().is_none();
-    let mut c = super::create::create_container(ctx, &a.create, &bundle, theirs, start_now)?;
+    let c = super::create::create_container(ctx, &a.create, &bundle, theirs, start_now)?;
     let master = match &ours {
         Some(s) => match tty::recv_fd(s.as_fd()) {
             Ok(m) => Some(m),
@@ -106,13 +100,7 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
             tty::set_winsize(m.as_fd(), r, c);
         }
     }
-    let notify = match start(&mut c) {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
-            return Err(e);
-        }
-    };
+    let (c, notify) = start(ctx, c)?;
     if let Some(n) = notify {
         relay_in_helper(n, c.state.pid, c.state.pid_start);
     }
@@ -140,10 +128,20 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Result<i32> {
 
 /// Starts a created container, with its sd_notify listener bound first when `NOTIFY_SOCKET`
 /// asks for one (the caller destroys the container on failure).
-fn start(c: &mut crate::process::spawn::Created) -> Result<Option<Listener>> {
-    let notify = crate::notify::bind(&c.dir)?;
-    super::start::start_container(&c.dir, &c.state, c.early_start.take())?;
-    Ok(notify)
+/// Binds the sd_notify listener and starts the created container; on failure the container is
+/// destroyed (`run` leaves nothing behind).
+fn start(ctx: &Ctx, mut c: Created) -> Result<(Created, Option<Listener>)> {
+    let r = crate::notify::bind(&c.dir).and_then(|n| {
+        super::start::start_container(&c.dir, &c.state, c.early_start.take())?;
+        Ok(n)
+    });
+    match r {
+        Ok(n) => Ok((c, n)),
+        Err(e) => {
+            let _ = super::delete::destroy(ctx, c.dir, &c.state, Status::Created);
+            Err(e)
+        }
+    }
 }
 
 /// Foreground `run`: a helper process relays READY while this one waits for the container
