@@ -26,13 +26,17 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
-/// What a mount entry asks for: whether it is idmapped, and recursively.
+/// What a mount entry asks for: whether it is idmapped, and recursively. The options are only
+/// parsed for an entry that names `idmap`/`ridmap` or has mappings (every create asks this of
+/// every mount, twice).
 fn idmap_request(m: &Mount) -> Option<mount_opts::MountOpts> {
-    let empty = Vec::new();
-    let o = mount_opts::parse(m.options().as_ref().unwrap_or(&empty));
+    let opts = m.options().as_deref().unwrap_or_default();
     let has_maps = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
         || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty());
-    (o.idmap || has_maps).then_some(o)
+    if !has_maps && !opts.iter().any(|o| o == "idmap" || o == "ridmap") {
+        return None;
+    }
+    Some(mount_opts::parse(opts)).filter(|o| o.idmap || has_maps)
 }
 
 fn what(m: &Mount) -> String {
@@ -93,28 +97,31 @@ impl Sources {
     }
 }
 
-/// The user namespaces carrying each distinct mapping, made once.
+/// The user namespaces carrying each distinct (uid, gid) mapping, made once.
+#[derive(Default)]
 struct UsernsCache<'a> {
-    made: Vec<(String, OwnedFd)>,
-    joined: Option<BorrowedFd<'a>>,
+    made: Vec<(&'a [LinuxIdMapping], &'a [LinuxIdMapping], OwnedFd)>,
 }
 
-impl UsernsCache<'_> {
-    fn get(&mut self, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<BorrowedFd<'_>> {
-        let key = format!(
-            "{}|{}",
-            serde_json::to_string(uid).unwrap_or_default(),
-            serde_json::to_string(gid).unwrap_or_default()
-        );
-        let i = match self.made.iter().position(|(k, _)| *k == key) {
+impl<'a> UsernsCache<'a> {
+    fn get(
+        &mut self,
+        uid: &'a [LinuxIdMapping],
+        gid: &'a [LinuxIdMapping],
+    ) -> Result<BorrowedFd<'_>> {
+        let i = match self
+            .made
+            .iter()
+            .position(|(u, g, _)| *u == uid && *g == gid)
+        {
             Some(i) => i,
             None => {
                 let fd = crate::userns::mapping_userns(uid, gid)?;
-                self.made.push((key, fd));
+                self.made.push((uid, gid, fd));
                 self.made.len() - 1
             }
         };
-        Ok(self.made[i].1.as_fd())
+        Ok(self.made[i].2.as_fd())
     }
 }
 
@@ -135,10 +142,7 @@ pub fn prepare(spec: &Spec, bundle: &Path, plan: &Plan) -> Result<Sources> {
         .iter()
         .find(|j| j.typ == LinuxNamespaceType::User)
         .map(|j| j.fd.as_fd());
-    let mut cache = UsernsCache {
-        made: Vec::new(),
-        joined,
-    };
+    let mut cache = UsernsCache::default();
     let mut trees = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let Some(o) = idmap_request(m) else {
@@ -149,16 +153,15 @@ pub fn prepare(spec: &Spec, bundle: &Path, plan: &Plan) -> Result<Sources> {
         let own_gid = m.gid_mappings().as_ref().filter(|v| !v.is_empty());
         let userns = match (own_uid, own_gid) {
             (Some(u), Some(g)) => cache.get(u, g)?,
-            _ => match cache.joined {
+            _ => match joined {
                 Some(fd) => fd,
                 None => {
-                    let empty = Vec::new();
                     let u = linux
-                        .and_then(|l| l.uid_mappings().as_ref())
-                        .unwrap_or(&empty);
+                        .and_then(|l| l.uid_mappings().as_deref())
+                        .unwrap_or_default();
                     let g = linux
-                        .and_then(|l| l.gid_mappings().as_ref())
-                        .unwrap_or(&empty);
+                        .and_then(|l| l.gid_mappings().as_deref())
+                        .unwrap_or_default();
                     if u.is_empty() || g.is_empty() {
                         return Err(Error::config(format!(
                             "{}: idmap without uidMappings/gidMappings needs \
