@@ -8,13 +8,16 @@
 //!
 //! * `create`: [`new_manager`]`(linux.cgroupsPath, id, &opts)` → `create(Some(&resources))`
 //!   (resources with `devices` = [`devices::runc_rules`]`(spec rules, linux.devices paths)`) →
-//!   on v2 `cgroup_fd()` and clone3 with `CLONE_INTO_CGROUP` (no `add_task`), else clone and
-//!   `add_task(init_pid)` before the init runs anything → persist `state()`. If a later step of
-//!   `create` fails: `destroy_force()`.
-//! * `exec`: `from_state` → `add_task(pid)` (or `cgroup_fd()` + clone3 on v2).
+//!   [`join_plan`]`(&state)`: clone3 with `CLONE_INTO_CGROUP` into its cgroup2 directory
+//!   ([`JoinPlan::open_v2_dir`]) and the new process writes itself into each v1 `tasks`
+//!   ([`self_join`]); `add_task(init_pid)` only where that could not be done
+//!   ([`JoinPlan::runtime_must_add`]) → persist `state()`. On v1/hybrid hosts `create` may run
+//!   after the clone, once [`CgroupManager::create_clone_target`] made the cgroup2 directory.
+//!   If a later step of `create` fails: `destroy_force()`.
+//! * `exec`: `from_state` → the same [`join_plan`] for the new process.
 //! * `delete`: `destroy()`; `delete --force`: `destroy_force()`.
 //! * `kill --all`: `kill_all(sig)`. `pause`/`resume`: `freeze()`/`thaw()`; `state` shows
-//!   `paused` when `is_frozen()`. `ps`: `pids()`. `update`: `apply(&resources)` (only what is
+//!   `paused` when `is_frozen()` and `pause` left its mark in the state dir. `ps`: `pids()`. `update`: `apply(&resources)` (only what is
 //!   set is written; devices only if given). `events`: `stats()` every interval, and poll
 //!   `oom_events()` for `{"type":"oom"}`.
 //! * rootfs without a cgroup namespace: [`CgroupManager::mounts`] (see [`mounts`]).

@@ -5,6 +5,24 @@ use std::time::Instant;
 
 use super::error::Result;
 use super::fs;
+use super::CgroupState;
+
+/// A container's own directory (as opposed to an intermediate one `create` made above it).
+pub(crate) fn is_leaf(st: &CgroupState, d: &Path) -> bool {
+    st.hierarchies.iter().any(|h| h.dir == d)
+}
+
+/// `CgroupManager::destroy`: removes what `create` made, waiting (bounded) for it to empty.
+pub(crate) fn destroy(st: &CgroupState) -> Result<()> {
+    remove_created(&st.created, |d| is_leaf(st, d))
+}
+
+/// `CgroupManager::destroy_if_empty`. A cgroup the container joined but did not create is never
+/// removed, so an rmdir cannot tell whether it is empty: false then.
+pub(crate) fn destroy_if_empty(st: &CgroupState) -> bool {
+    st.hierarchies.iter().all(|h| st.created.contains(&h.dir))
+        && remove_created_if_empty(&st.created, |d| is_leaf(st, d))
+}
 
 /// Removes `created` deepest first. A container's own directory (`is_leaf`) goes with any
 /// sub-cgroups made inside it, waiting up to [`fs::REMOVE_TIMEOUT`] for its processes to leave; an
@@ -30,10 +48,7 @@ pub(crate) fn remove_created(created: &[PathBuf], is_leaf: impl Fn(&Path) -> boo
 /// use. An `rmdir` that succeeds proves the cgroup had no process (and none can join it any
 /// more), so this is the cheap way to destroy a cgroup whose processes are gone: no freeze, no
 /// listing. Returns whether everything went.
-pub(crate) fn remove_created_if_empty(
-    created: &[PathBuf],
-    is_leaf: impl Fn(&Path) -> bool,
-) -> bool {
+fn remove_created_if_empty(created: &[PathBuf], is_leaf: impl Fn(&Path) -> bool) -> bool {
     created.iter().rev().all(|d| {
         if is_leaf(d) {
             match std::fs::remove_dir(d) {

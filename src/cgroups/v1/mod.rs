@@ -25,7 +25,7 @@ use super::devices::{runc_rules, Emulator};
 use super::error::{CgroupError, Result};
 use super::kill::signal_pids;
 use super::oom::OomEvents;
-use super::remove::{remove_created, remove_created_if_empty};
+use super::remove::{self, remove_created};
 use super::stats::Stats;
 use super::{fs, pids, rdma, v2};
 use super::{CgroupManager, CgroupMode, CgroupOptions, CgroupState, Hierarchy};
@@ -37,7 +37,7 @@ pub(crate) struct Manager {
     denied: Vec<Hierarchy>,
 }
 
-/// Joined best-effort: failures to create or join it are ignored (runc).
+/// A permission error: what a rootless runtime gets for a hierarchy it may not write.
 fn is_permission(e: &CgroupError) -> bool {
     matches!(
         e.errno(),
@@ -271,10 +271,6 @@ impl Manager {
                     .map(|h| h.dir.as_path())
             })
     }
-
-    fn is_leaf(&self, d: &Path) -> bool {
-        self.st.hierarchies.iter().any(|h| h.dir == d)
-    }
 }
 
 impl CgroupManager for Manager {
@@ -309,7 +305,7 @@ impl CgroupManager for Manager {
                 Ok(())
             }
             Err(e) => {
-                let _ = remove_created(&created[before..], |d| self.is_leaf(d));
+                let _ = remove_created(&created[before..], |d| remove::is_leaf(&self.st, d));
                 created.truncate(before);
                 self.st.created = created;
                 Err(e)
@@ -392,17 +388,11 @@ impl CgroupManager for Manager {
     }
 
     fn destroy(&self) -> Result<()> {
-        remove_created(&self.st.created, |d| self.is_leaf(d))
+        remove::destroy(&self.st)
     }
 
     fn destroy_if_empty(&self) -> bool {
-        // A cgroup the container joined but did not create is never removed, so an rmdir
-        // cannot tell whether it is empty.
-        self.st
-            .hierarchies
-            .iter()
-            .all(|h| self.st.created.contains(&h.dir))
-            && remove_created_if_empty(&self.st.created, |d| self.is_leaf(d))
+        remove::destroy_if_empty(&self.st)
     }
 
     fn state(&self) -> CgroupState {

@@ -3,8 +3,8 @@
 //! `create` makes the directory, enables every controller the hierarchy root offers in
 //! `cgroup.subtree_control` of each ancestor (one write per level, as runc: statistics and a later
 //! `update` need them even when `create` sets no limit), writes the resources and attaches the
-//! device filter (eBPF). Processes join through `cgroup.procs`, or directly at clone time with
-//! `CLONE_INTO_CGROUP` and [`CgroupManager::cgroup_fd`].
+//! device filter (eBPF). New processes are born in it (`CLONE_INTO_CGROUP` with
+//! [`super::JoinPlan::open_v2_dir`]); `add_task` writes `cgroup.procs` where that cannot be done.
 
 pub(crate) mod controllers;
 mod cpu;
@@ -18,9 +18,7 @@ pub(crate) mod unified;
 pub use cpu::shares_to_weight;
 pub use io::blkio_weight_to_io_weight;
 
-use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::sys::signal::Signal;
@@ -31,7 +29,7 @@ use super::error::{CgroupError, Result};
 use super::hugetlb::check_page_size;
 use super::kill::signal_pids;
 use super::oom::OomEvents;
-use super::remove::{remove_created, remove_created_if_empty};
+use super::remove::{self, remove_created};
 use super::stats::Stats;
 use super::{fs, pids, rdma};
 use super::{CgroupManager, CgroupMode, CgroupOptions, CgroupState, Hierarchy};
@@ -116,10 +114,6 @@ impl Manager {
         }
         Ok(())
     }
-
-    fn is_leaf(&self, d: &Path) -> bool {
-        self.st.hierarchies.iter().any(|h| h.dir == d)
-    }
 }
 
 impl CgroupManager for Manager {
@@ -148,7 +142,7 @@ impl CgroupManager for Manager {
                     self.st.hierarchies.clear();
                     return Ok(());
                 }
-                let _ = remove_created(&created, |d| self.is_leaf(d));
+                let _ = remove_created(&created, |d| remove::is_leaf(&self.st, d));
                 Err(e)
             }
         }
@@ -189,17 +183,11 @@ impl CgroupManager for Manager {
     }
 
     fn destroy(&self) -> Result<()> {
-        remove_created(&self.st.created, |d| self.is_leaf(d))
+        remove::destroy(&self.st)
     }
 
     fn destroy_if_empty(&self) -> bool {
-        // A cgroup the container joined but did not create is never removed, so an rmdir
-        // cannot tell whether it is empty.
-        self.st
-            .hierarchies
-            .iter()
-            .all(|h| self.st.created.contains(&h.dir))
-            && remove_created_if_empty(&self.st.created, |d| self.is_leaf(d))
+        remove::destroy_if_empty(&self.st)
     }
 
     fn state(&self) -> CgroupState {
@@ -242,12 +230,6 @@ impl CgroupManager for Manager {
     }
 
     fn cgroup_fd(&self) -> Result<Option<OwnedFd>> {
-        let dir = self.dir()?;
-        let f = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(dir)
-            .map_err(|e| CgroupError::io(dir, e))?;
-        Ok(Some(f.into()))
+        super::join_plan(&self.st).open_v2_dir()
     }
 }
