@@ -306,8 +306,8 @@ fn foreground_exec_forwards_signals() {
     let env = Env::new();
     let (_b, id) = running(&env, sleeper());
     let outp = env.tmp.join("sig.out");
-    let mut child = env
-        .cmd(&[
+    let mut child = ChildGuard::new(
+        env.cmd(&[
             "exec",
             &id,
             "sh",
@@ -316,11 +316,12 @@ fn foreground_exec_forwards_signals() {
         ])
         .stdout(std::fs::File::create(&outp).unwrap())
         .spawn()
-        .unwrap();
+        .unwrap(),
+    );
     wait_until(10, "exec'd shell ready", || read(&outp).contains("ready"));
     // SAFETY: signalling the runtime process we spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    unsafe { libc::kill(child.pid(), libc::SIGTERM) };
+    let status = child.wait_timeout(20);
     assert_eq!(status.code(), Some(9));
     assert!(read(&outp).contains("got-term"));
 }

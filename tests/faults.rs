@@ -260,6 +260,8 @@ impl TinyFs {
 impl Drop for TinyFs {
     fn drop(&mut self) {
         let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
+        // Env's own removal of the state root fails while this is mounted on it.
+        let _ = std::fs::remove_dir(&self.path);
     }
 }
 

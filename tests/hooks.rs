@@ -191,7 +191,7 @@ fn failing_create_hooks_fail_create() {
             "{kind}: {err}"
         );
         assert!(
-            !dir.join("after").exists() && order(&dir).is_empty(),
+            !dir.join("after.json").exists() && order(&dir).is_empty(),
             "{kind}"
         );
     }
@@ -209,10 +209,13 @@ fn hook_timeout() {
     let env = Env::new();
     for kind in ["prestart", "createContainer"] {
         let dir = env.scratch("hooks");
+        // The hook's sleep is found by a marker in its environment: a createContainer hook runs
+        // in the container's PID namespace, where `$$` is not a host pid.
+        let mark = format!("RR_HOOK_MARK={}", unique("hook"));
         let mut cfg = base_config(&["true"]);
         cfg["hooks"] = json!({kind: [{
             "path": "/bin/sh",
-            "args": ["sh", "-c", format!("echo $$ > {}/hookpid; exec sleep 60", dir.display())],
+            "args": ["sh", "-c", format!("echo $$ > {}/hookpid; exec env {mark} sleep 60", dir.display())],
             "timeout": 1
         }]});
         let t = std::time::Instant::now();
@@ -222,10 +225,21 @@ fn hook_timeout() {
             err.contains(kind) && err.contains("timed out"),
             "{kind}: {err}"
         );
-        let pid: i32 = read(&dir.join("hookpid")).trim().parse().unwrap();
-        let alive = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| c.contains("sleep"));
-        assert!(!alive, "{kind}: the timed-out hook still runs");
+        // The hook ran (and got as far as its sleep: the timeout is 1 s).
+        read(&dir.join("hookpid"));
+        let alive: Vec<_> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == mark.as_bytes()))
+            })
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            alive.is_empty(),
+            "{kind}: the timed-out hook still runs: {alive:?}"
+        );
     }
 }
 

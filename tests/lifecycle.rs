@@ -753,6 +753,7 @@ fn delete_kills_what_outlived_an_init_without_pid_namespace() {
     env.create(&b, &id);
     env.ok(&["start", &id]);
     let bg: i32 = wait_file(&out.join("bg"), 20).trim().parse().unwrap();
+    let _kill = KillOnDrop::new(bg);
     env.wait_stopped(&id);
     assert!(alive(bg), "the background sleep ({bg}) outlives the init");
     assert_eq!(cgroup_pids(&id), vec![bg]);
@@ -764,6 +765,7 @@ fn delete_kills_what_outlived_an_init_without_pid_namespace() {
     std::fs::remove_file(out.join("bg")).unwrap();
     env.run(&cfg);
     let bg: i32 = read(&out.join("bg")).trim().parse().unwrap();
+    let _kill = KillOnDrop::new(bg);
     wait_until(10, "the background sleep to die", || !alive(bg));
 }
 

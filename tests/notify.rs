@@ -7,24 +7,11 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-/// `rruntime ARGS…` with extra environment variables; output through files (a container's
-/// init inherits the runtime's stdio, and a pipe would stay open while it lives).
+/// `rruntime ARGS…` with extra environment variables (output through files, [`Env::output`]).
 fn rt_env(env: &Env, args: &[&str], vars: &[(&str, &std::path::Path)]) -> std::process::Output {
-    let (op, ep) = (env.tmp.join("rt-env.out"), env.tmp.join("rt-env.err"));
     let mut c = env.cmd(args);
-    for (k, v) in vars {
-        c.env(k, v);
-    }
-    let status = c
-        .stdout(std::fs::File::create(&op).unwrap())
-        .stderr(std::fs::File::create(&ep).unwrap())
-        .status()
-        .unwrap();
-    std::process::Output {
-        status,
-        stdout: std::fs::read(&op).unwrap_or_default(),
-        stderr: std::fs::read(&ep).unwrap_or_default(),
-    }
+    c.envs(vars.iter().copied());
+    env.output(c)
 }
 
 #[test]
@@ -45,18 +32,19 @@ fn notify_socket_ready_is_relayed_by_start() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // `start` blocks until the container says READY (here: the test, speaking for it).
-    let mut start = env
-        .cmd(&["start", &id])
-        .env("NOTIFY_SOCKET", &host)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut start = ChildGuard::new(
+        env.cmd(&["start", &id])
+            .env("NOTIFY_SOCKET", &host)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let inner = env.root.join(&id).join("notify/notify.sock");
     wait_until(10, "the container's notify socket", || inner.exists());
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        start.try_wait().unwrap().is_none(),
+        start.0.as_mut().unwrap().try_wait().unwrap().is_none(),
         "start returned before READY"
     );
     // The container sees the socket at /run/notify/notify.sock, named by NOTIFY_SOCKET.
@@ -93,7 +81,7 @@ fn notify_socket_ready_is_relayed_by_start() {
             "BARRIER=1".to_string()
         ]
     );
-    let status = start.wait().unwrap();
+    let status = start.wait_timeout(20);
     assert!(status.success());
     env.ok(&["delete", "--force", &id]);
     env.assert_no_leaks(&id, Some(&b));

@@ -61,7 +61,15 @@ fn env_and_home() {
     let mut c = env.cmd(&["run", "--bundle", b.path(), &id]);
     c.env("RRUNTIME_TEST_LEAK", "1");
     let o = env.output(c);
-    assert!(!String::from_utf8_lossy(&o.stdout).contains("RRUNTIME_TEST_LEAK"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("PATH=/bin"), "{out}");
+    assert!(!out.contains("RRUNTIME_TEST_LEAK"), "{out}");
     env.assert_no_leaks(&id, Some(&b));
 }
 

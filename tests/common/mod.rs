@@ -540,6 +540,38 @@ pub fn proc_status_field(status: &str, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in {status}"))
 }
 
+/// A process a test knows by host pid only (e.g. one a container left behind), SIGKILLed on
+/// drop so that a failing assertion does not leave it running. Held through a pidfd opened
+/// now, so a pid recycled later is never hit.
+pub struct KillOnDrop(Option<std::os::fd::OwnedFd>);
+
+impl KillOnDrop {
+    pub fn new(pid: i32) -> Self {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain syscall; a returned fd is ours.
+        let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        KillOnDrop((r >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(r as i32) }))
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        if let Some(fd) = &self.0 {
+            // SAFETY: plain syscall on our pidfd.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+        }
+    }
+}
+
 /// A child process killed (and reaped) on drop: holders of namespaces, foreground `run`s.
 pub struct ChildGuard(pub Option<std::process::Child>);
 
