@@ -61,13 +61,19 @@ install_missing() {
     # their own. A temporary policy-rc.d forbids service starts during the install.
     local policy=/usr/sbin/policy-rc.d made_policy=0
     if [ ! -e "$policy" ]; then
+        # Removed however this ends: left behind, it would block every later service start.
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+        trap 'rm -f /usr/sbin/policy-rc.d; exit 130' INT TERM
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/tmp/run-all-apt.log 2>&1
     apt-get install -y -q --no-install-recommends "${want[@]}" >>/tmp/run-all-apt.log 2>&1 ||
         echo "run-all: apt-get install failed (see /tmp/run-all-apt.log); callers missing tools will be skipped"
-    [ $made_policy = 1 ] && rm -f "$policy"
+    if [ $made_policy = 1 ]; then
+        rm -f "$policy"
+        trap - EXIT INT TERM
+    fi
     return 0
 }
 install_missing
@@ -84,7 +90,9 @@ for c in $CALLERS; do
     echo "=== $c ($RT)"
     log=$(mktemp)
     start=$(date +%s)
-    timeout -k 30 "${CALLER_TIMEOUT:-900}" "$script" "$RT" 2>&1 | tee "$log"
+    # The grace before KILL outlasts one command of the caller (CMD_TIMEOUT plus its own kill
+    # grace) and its cleanup: a caller's TERM trap only runs once its current command ends.
+    timeout -k "$((${CMD_TIMEOUT:-60} + 120))" "${CALLER_TIMEOUT:-900}" "$script" "$RT" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     secs=$(($(date +%s) - start))
     line=$(grep -E "^$c: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)

@@ -110,12 +110,18 @@ forget() {
     done
 }
 CLEANED=0
+OWN_ROOTS=0                  # set once the state roots are known to be ours (checked below)
 cleanup() {
     local rt leaked d
     [ "$CLEANED" = 1 ] && return
     exec 2>&9                    # a trap may run inside a function's redirection
     CLEANED=1
     trap '' INT TERM
+    if [ "$OWN_ROOTS" != 1 ]; then
+        # Another bench owns the roots (or we stopped before checking): touch nothing of it.
+        rm -rf "$WORK"
+        return
+    fi
     touch "$WORK/stop" 2>/dev/null      # parallel workers stop at their next container
     sleep 0.3
     for rt in $RUNTIMES; do forget "$rt"; done
@@ -146,6 +152,7 @@ for rt in $RUNTIMES; do
         die "state root $r is not empty (another bench running?)"
     fi
 done
+OWN_ROOTS=1
 mkdir -p "$RES/raw" || die "cannot create $RES"
 
 # --- bundles ---------------------------------------------------------------------------------

@@ -206,6 +206,11 @@ rc_is() {
 
 # has TEXT: the last command's output contains TEXT.
 has() {
+    # An empty TEXT is in every output: a check built on a lookup that found nothing fails.
+    if [ -z "$1" ]; then
+        WHY="nothing to look for (empty text) in: $(oneline "$OUT")"
+        return 1
+    fi
     case "$OUT" in *"$1"*) return 0 ;; esac
     WHY="expected '$1' in the output, got: $(oneline "$OUT")"
     return 1
