@@ -50,10 +50,8 @@ pub fn passwd_field(uid: u32, idx: usize) -> Option<String> {
 /// True when this process is not in the initial user namespace (its uid map is not the
 /// identity of all ids).
 pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| {
-        let f: Vec<&str> = m.split_whitespace().collect();
-        f != ["0", "0", "4294967295"]
-    })
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().ne(["0", "0", "4294967295"]))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

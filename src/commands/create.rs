@@ -34,7 +34,7 @@ pub fn create_container(
         preserve_fds: a.preserve_fds + crate::activation::listen_fds(),
         notify: crate::notify::host_socket().is_some(),
         start_now,
-        cgroup_opts: ctx.cgroup_opts.clone(),
+        cgroup_opts: ctx.cgroup_opts().clone(),
     })
 }
 

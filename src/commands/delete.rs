@@ -58,11 +58,11 @@ fn wait_exit(pid: i32, start: u64) {
 /// Kills everything, removes the cgroup and host mounts, runs poststop hooks, removes the state.
 pub fn destroy(ctx: &Ctx, dir: ContainerDir, st: &State, status: Status) -> Result<()> {
     if status != Status::Stopped {
-        super::kill::signal_all(st, libc::SIGKILL, &ctx.cgroup_opts)?;
+        super::kill::signal_all(st, libc::SIGKILL, ctx.cgroup_opts())?;
         wait_exit(st.pid, st.pid_start);
     }
     logging::phase("delete: killed");
-    let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
+    let mgr = cgroups::from_state(&st.cgroup, ctx.cgroup_opts())?;
     // Processes outside a PID namespace survive their init: destroy_force kills what is left.
     if let Err(e) = mgr.destroy_force() {
         if !st.rootless {

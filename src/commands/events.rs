@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, a: &crate::cli::EventsArgs) -> Result<i32> {
             a.id
         )));
     }
-    let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
+    let mgr = cgroups::from_state(&st.cgroup, ctx.cgroup_opts())?;
     let stats = || {
         mgr.stats()
             .map_err(|e| Error::msg(format!("unable to get container cgroup stats: {e}")))

@@ -182,7 +182,7 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
         console,
         preserve_fds: a.preserve_fds,
         sub_cgroup,
-        cgroup_opts: &ctx.cgroup_opts,
+        cgroup_opts: ctx.cgroup_opts(),
     })?;
     if let Some(p) = &a.pid_file {
         crate::state::write_pid_file(p, pid)?;

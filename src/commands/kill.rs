@@ -99,10 +99,10 @@ pub fn run(ctx: &Ctx, a: &crate::cli::KillArgs) -> Result<i32> {
     if a.all {
         if status == Status::Stopped {
             // Processes of a stopped container may still linger (no PID namespace).
-            let _ = signal_all(&st, sig, &ctx.cgroup_opts);
+            let _ = signal_all(&st, sig, ctx.cgroup_opts());
             return Ok(0);
         }
-        signal_all(&st, sig, &ctx.cgroup_opts)?;
+        signal_all(&st, sig, ctx.cgroup_opts())?;
         if sig == libc::SIGKILL {
             // The managers thaw a frozen cgroup for SIGKILL: the pause is over.
             let _ = dir.mark_paused(false);
@@ -115,7 +115,7 @@ pub fn run(ctx: &Ctx, a: &crate::cli::KillArgs) -> Result<i32> {
     signal_init(st.pid, st.pid_start, sig)?;
     if sig == libc::SIGKILL && status == Status::Paused {
         // A frozen (v1) task does not die before it is thawed: let the SIGKILL act.
-        match cgroups::from_state(&st.cgroup, &ctx.cgroup_opts).and_then(|m| m.thaw()) {
+        match cgroups::from_state(&st.cgroup, ctx.cgroup_opts()).and_then(|m| m.thaw()) {
             Ok(()) => {
                 let _ = dir.mark_paused(false);
             }

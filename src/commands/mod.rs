@@ -27,19 +27,22 @@ use std::path::PathBuf;
 /// What every command needs from the global flags.
 pub struct Ctx {
     pub root_path: PathBuf,
-    pub cgroup_opts: CgroupOptions,
     pub debug: bool,
+    systemd_cgroup: bool,
+    /// `--rootless` given as true/false; None: auto.
+    rootless: Option<bool>,
+    /// Worked out on first use: only commands that touch cgroups need it (auto reads
+    /// /proc/self/uid_map).
+    cgroup_opts: std::cell::OnceCell<CgroupOptions>,
 }
 
 impl Ctx {
     pub fn new(g: &GlobalOpts) -> Result<Ctx> {
         let unprivileged = !nix::unistd::geteuid().is_root();
         let rootless = match g.rootless.as_deref() {
-            // runc's auto: an unprivileged user, or root of a user namespace (e.g. inside a
-            // rootless container), cannot be expected to manage cgroups.
-            None | Some("auto") => unprivileged || crate::userns::in_user_namespace(),
-            Some("true") => true,
-            Some("false") => false,
+            None | Some("auto") => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
             Some(v) => {
                 return Err(Error::config(format!(
                     "--rootless: invalid value {v:?} (want true, false or auto)"
@@ -60,11 +63,22 @@ impl Ctx {
             };
         Ok(Ctx {
             root_path,
-            cgroup_opts: CgroupOptions {
-                systemd: g.systemd_cgroup,
-                rootless,
-            },
             debug: g.debug,
+            systemd_cgroup: g.systemd_cgroup,
+            rootless,
+            cgroup_opts: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// How cgroups are managed: `--systemd-cgroup`, and `--rootless` (runc's auto: an
+    /// unprivileged user, or root of a user namespace such as inside a rootless container,
+    /// cannot be expected to manage cgroups).
+    pub fn cgroup_opts(&self) -> &CgroupOptions {
+        self.cgroup_opts.get_or_init(|| CgroupOptions {
+            systemd: self.systemd_cgroup,
+            rootless: self.rootless.unwrap_or_else(|| {
+                !nix::unistd::geteuid().is_root() || crate::userns::in_user_namespace()
+            }),
         })
     }
 

@@ -14,7 +14,7 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
         Status::Running | Status::Created => {}
         _ => return Err(Error::NotRunning),
     }
-    let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
+    let mgr = cgroups::from_state(&st.cgroup, ctx.cgroup_opts())?;
     mgr.freeze()?;
     if let Err(e) = dir.mark_paused(true) {
         let _ = mgr.thaw();

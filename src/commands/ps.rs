@@ -63,7 +63,7 @@ pub fn run(ctx: &Ctx, a: &PsArgs) -> Result<i32> {
 
 /// Every pid in the container's cgroup; none once the cgroup is gone with the init.
 fn container_pids(ctx: &Ctx, st: &crate::state::State) -> Result<Vec<i32>> {
-    let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
+    let mgr = cgroups::from_state(&st.cgroup, ctx.cgroup_opts())?;
     match mgr.pids() {
         Ok(p) => Ok(p),
         Err(e) if e.is_not_found() && !container::init_alive(st.pid, st.pid_start) => Ok(vec![]),

@@ -11,7 +11,7 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
     if container::status(&dir, &st) != Status::Paused {
         return Err(Error::State("container not paused".into()));
     }
-    let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
+    let mgr = cgroups::from_state(&st.cgroup, ctx.cgroup_opts())?;
     mgr.thaw()?;
     dir.mark_paused(false)?;
     Ok(0)

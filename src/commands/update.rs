@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, a: &UpdateArgs) -> Result<i32> {
     if container::status(&dir, &st) == Status::Stopped {
         return Err(Error::NotRunning);
     }
-    let mgr = cgroups::from_state(&st.cgroup, &ctx.cgroup_opts)?;
+    let mgr = cgroups::from_state(&st.cgroup, ctx.cgroup_opts())?;
     if let Err(e) = mgr.apply(&upd) {
         let mut old = stored_resources(&st)
             .map(|r| updatable(&r))
