@@ -352,6 +352,8 @@ fn bad_state_root() {
     let file = env.tmp.join("root-file");
     std::fs::write(&file, "x").unwrap();
     let b = env.bundle(&base_config(&["true"]));
+    let id = env.id();
+    let _cgroups = RemoveCgroupsOnDrop(id.clone());
     let mut c = std::process::Command::new(bin());
     c.args([
         "--root",
@@ -359,7 +361,7 @@ fn bad_state_root() {
         "create",
         "--bundle",
         b.path(),
-        "x1",
+        &id,
     ])
     .stdin(std::process::Stdio::null());
     let o = env.output(c);
@@ -367,7 +369,7 @@ fn bad_state_root() {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_one_line_error(&err);
     assert!(err.contains("root-file"), "{err}");
-    assert!(find_cgroup_dirs("x1").is_empty());
+    assert!(find_cgroup_dirs(&id).is_empty());
 }
 
 /// A config without `process` can be created, but start fails with a clear error and the
@@ -430,6 +432,7 @@ fn corrupt_state_file() {
     let b = env.bundle(&base_config(&["sleep", "1000"]));
     let id = env.id();
     env.create(&b, &id);
+    let _cgroups = RemoveCgroupsOnDrop(id.clone());
     let pid = env.pid(&id);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
     env.wait_stopped(&id);

@@ -406,12 +406,14 @@ fn exec_child_is_not_dumpable_inside_the_container() {
     env.ok(&["start", &id]);
     // An exec paused right after it joined the container's namespaces: still rruntime's code.
     let errf = env.tmp.join("paused-exec.err");
-    let mut paused = env
-        .cmd(&["exec", &id, "true"])
-        .env("RRUNTIME_FAULT_PAUSE", "exec: joined")
-        .stderr(std::fs::File::create(&errf).unwrap())
-        .spawn()
-        .unwrap();
+    // (Killed on drop if an assertion fails; the paused child dies with the container.)
+    let paused = ChildGuard::new(
+        env.cmd(&["exec", &id, "true"])
+            .env("RRUNTIME_FAULT_PAUSE", "exec: joined")
+            .stderr(std::fs::File::create(&errf).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     wait_until(20, "exec child to pause", || {
         read(&errf).contains("paused at")
     });
@@ -426,8 +428,7 @@ fn exec_child_is_not_dumpable_inside_the_container() {
          grep -q rruntime $p/cmdline 2>/dev/null || continue; \
          cat $p/exe >/dev/null 2>&1 && echo OPENED $n || echo DENIED $n; done",
     ]);
-    let _ = paused.kill();
-    let _ = paused.wait();
+    drop(paused);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("DENIED"),

@@ -540,6 +540,18 @@ pub fn proc_status_field(status: &str, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in {status}"))
 }
 
+/// Removes the cgroup directories named `id` on drop: for a test that leaves the runtime unable
+/// to (e.g. a corrupt state file), so that a failing assertion does not leave them behind.
+pub struct RemoveCgroupsOnDrop(pub String);
+
+impl Drop for RemoveCgroupsOnDrop {
+    fn drop(&mut self) {
+        for d in find_cgroup_dirs(&self.0) {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
 /// A process a test knows by host pid only (e.g. one a container left behind), SIGKILLed on
 /// drop so that a failing assertion does not leave it running. Held through a pidfd opened
 /// now, so a pid recycled later is never hit.
@@ -791,6 +803,8 @@ fn free_subid_start() -> u32 {
 impl TestUser {
     pub fn acquire() -> TestUser {
         let mut refs = USER_REFS.lock().unwrap_or_else(|e| e.into_inner());
+        // The first holder removes the user again if setting it up fails half-way.
+        let undo = UndoUser(*refs == 0);
         if id_of("-u").is_none() {
             let st = Command::new("useradd")
                 .args(["-M", "-s", "/usr/sbin/nologin", TEST_USER])
@@ -807,13 +821,35 @@ impl TestUser {
                 .expect("run usermod");
             assert!(st.success(), "usermod --add-subuids for {TEST_USER} failed");
         }
-        *refs += 1;
-        TestUser {
+        let user = TestUser {
             name: TEST_USER,
             uid: id_of("-u").expect("test user uid"),
             gid: id_of("-g").expect("test user gid"),
             subuid: subids("/etc/subuid").expect("test user subuid range"),
             subgid: subids("/etc/subgid").expect("test user subgid range"),
+        };
+        std::mem::forget(undo);
+        *refs += 1;
+        user
+    }
+}
+
+fn userdel() {
+    // userdel also drops the user's /etc/subuid and /etc/subgid lines.
+    let _ = Command::new("userdel")
+        .arg(TEST_USER)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Removes the test user when `TestUser::acquire` fails before it hands the user out.
+struct UndoUser(bool);
+
+impl Drop for UndoUser {
+    fn drop(&mut self) {
+        if self.0 {
+            userdel();
         }
     }
 }
@@ -823,12 +859,7 @@ impl Drop for TestUser {
         let mut refs = USER_REFS.lock().unwrap_or_else(|e| e.into_inner());
         *refs -= 1;
         if *refs == 0 {
-            // userdel also drops the user's /etc/subuid and /etc/subgid lines.
-            let _ = Command::new("userdel")
-                .arg(TEST_USER)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            userdel();
         }
     }
 }
