@@ -34,16 +34,14 @@ struct Event<'a> {
     data: Option<&'a Stats>,
 }
 
-/// Writing stopped working because the reader went away: the stream is over.
-struct Closed;
-
-fn emit(typ: &str, id: &str, data: Option<&Stats>) -> Result<std::result::Result<(), Closed>> {
+/// Prints one event line; false when the reader went away (the stream is over).
+fn emit(typ: &str, id: &str, data: Option<&Stats>) -> Result<bool> {
     let line = serde_json::to_string(&Event { typ, id, data })
         .map_err(|e| Error::msg(format!("encode {typ} event: {e}")))?;
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{line}").and_then(|_| out.flush()) {
-        Ok(()) => Ok(Ok(())),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Err(Closed)),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(Error::Io {
             ctx: "write event to stdout".into(),
             source: e,
@@ -91,7 +89,8 @@ pub fn run(ctx: &Ctx, a: &crate::cli::EventsArgs) -> Result<i32> {
         }
     };
     let period = Duration::from_nanos(interval as u64);
-    let mut next = after(Instant::now(), period);
+    // (period ≤ i64::MAX ns, about 292 years: far from what an Instant can hold.)
+    let mut next = Instant::now() + period;
     loop {
         let now = Instant::now();
         let left = next.saturating_duration_since(now);
@@ -120,11 +119,8 @@ pub fn run(ctx: &Ctx, a: &crate::cli::EventsArgs) -> Result<i32> {
                 source: e,
             });
         }
-        if fds[1].revents != 0 {
-            match drain_oom(&mut oom, &a.id)? {
-                Flow::Go => {}
-                Flow::Stop => return Ok(0),
-            }
+        if fds[1].revents != 0 && !drain_oom(&mut oom, &a.id)? {
+            return Ok(0);
         }
         if fds[0].revents != 0 {
             // The init exited: report an OOM that killed it before stopping.
@@ -134,7 +130,7 @@ pub fn run(ctx: &Ctx, a: &crate::cli::EventsArgs) -> Result<i32> {
         if Instant::now() >= next {
             match stats() {
                 Ok(s) => {
-                    if emit("stats", &a.id, Some(&s))?.is_err() {
+                    if !emit("stats", &a.id, Some(&s))? {
                         return Ok(0);
                     }
                 }
@@ -144,44 +140,25 @@ pub fn run(ctx: &Ctx, a: &crate::cli::EventsArgs) -> Result<i32> {
             // (This point is reached only once `next` has passed.)
             let now = Instant::now();
             let late = now.saturating_duration_since(next).as_nanos() % period.as_nanos();
-            next = after(
-                now,
-                period.saturating_sub(Duration::from_nanos(late as u64)),
-            );
+            next = now + period.saturating_sub(Duration::from_nanos(late as u64));
         }
     }
 }
 
-/// `t + d`, or a time far enough away for durations no clock can reach.
-fn after(t: Instant, d: Duration) -> Instant {
-    t.checked_add(d)
-        .unwrap_or_else(|| t + Duration::from_secs(100 * 365 * 86_400))
-}
-
-enum Flow {
-    Go,
-    Stop,
-}
-
-/// Reads what the OOM fd has and prints an `oom` line for an OOM.
-fn drain_oom(oom: &mut Option<OomEvents>, id: &str) -> Result<Flow> {
+/// Reads what the OOM fd has and prints an `oom` line for an OOM; false when the stream is over
+/// (the reader went away, or the cgroup was removed and nothing more can happen).
+fn drain_oom(oom: &mut Option<OomEvents>, id: &str) -> Result<bool> {
     let Some(o) = oom.as_mut() else {
-        return Ok(Flow::Go);
+        return Ok(true);
     };
     match o.read() {
-        Ok(OomEvent::Oom(_)) => {
-            if emit("oom", id, None)?.is_err() {
-                return Ok(Flow::Stop);
-            }
-            Ok(Flow::Go)
-        }
-        Ok(OomEvent::None) => Ok(Flow::Go),
-        // The cgroup was removed: nothing more can happen.
-        Ok(OomEvent::Gone) => Ok(Flow::Stop),
+        Ok(OomEvent::Oom(_)) => emit("oom", id, None),
+        Ok(OomEvent::None) => Ok(true),
+        Ok(OomEvent::Gone) => Ok(false),
         Err(e) => {
             logging::warn(format!("events: OOM notifications stopped: {e}"));
             *oom = None;
-            Ok(Flow::Go)
+            Ok(true)
         }
     }
 }
