@@ -356,50 +356,25 @@ pub fn updatable(r: &LinuxResources) -> LinuxResources {
 
 /// Records the applied values `u` (from [`updatable`]) in the container's stored resources.
 pub fn merge(res: &mut LinuxResources, u: &LinuxResources) {
+    // Each value given in `u` replaces the stored one; the others stay.
     if let Some(m) = u.memory() {
         let t = res.memory_mut().get_or_insert_with(Default::default);
-        if let Some(v) = m.limit() {
-            t.set_limit(Some(v));
-        }
-        if let Some(v) = m.reservation() {
-            t.set_reservation(Some(v));
-        }
-        if let Some(v) = m.swap() {
-            t.set_swap(Some(v));
-        }
-        if let Some(v) = m.check_before_update() {
-            t.set_check_before_update(Some(v));
-        }
+        t.set_limit(m.limit().or(t.limit()));
+        t.set_reservation(m.reservation().or(t.reservation()));
+        t.set_swap(m.swap().or(t.swap()));
+        t.set_check_before_update(m.check_before_update().or(t.check_before_update()));
     }
     if let Some(c) = u.cpu() {
         let t = res.cpu_mut().get_or_insert_with(Default::default);
-        if let Some(v) = c.shares() {
-            t.set_shares(Some(v));
-        }
-        if let Some(v) = c.quota() {
-            t.set_quota(Some(v));
-        }
-        if let Some(v) = c.period() {
-            t.set_period(Some(v));
-        }
-        if let Some(v) = c.burst() {
-            t.set_burst(Some(v));
-        }
-        if let Some(v) = c.realtime_runtime() {
-            t.set_realtime_runtime(Some(v));
-        }
-        if let Some(v) = c.realtime_period() {
-            t.set_realtime_period(Some(v));
-        }
-        if let Some(v) = c.cpus() {
-            t.set_cpus(Some(v.clone()));
-        }
-        if let Some(v) = c.mems() {
-            t.set_mems(Some(v.clone()));
-        }
-        if let Some(v) = c.idle() {
-            t.set_idle(Some(v));
-        }
+        t.set_shares(c.shares().or(t.shares()));
+        t.set_quota(c.quota().or(t.quota()));
+        t.set_period(c.period().or(t.period()));
+        t.set_burst(c.burst().or(t.burst()));
+        t.set_realtime_runtime(c.realtime_runtime().or(t.realtime_runtime()));
+        t.set_realtime_period(c.realtime_period().or(t.realtime_period()));
+        t.set_cpus(c.cpus().clone().or_else(|| t.cpus().clone()));
+        t.set_mems(c.mems().clone().or_else(|| t.mems().clone()));
+        t.set_idle(c.idle().or(t.idle()));
     }
     if let Some(w) = u.block_io().as_ref().and_then(|b| b.weight()) {
         res.block_io_mut()
