@@ -7,19 +7,24 @@ use oci_spec::runtime::Spec;
 
 /// The number of activation fds passed to this process (0 when none or not meant for us).
 pub fn listen_fds() -> u32 {
-    let n = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(0);
-    let for_us = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        == Some(std::process::id());
-    if for_us {
-        n
-    } else {
-        0
-    }
+    // Asked several times per create (preserved fds, the spec, the init's fd range); the
+    // environment and our pid do not change meanwhile.
+    static N: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        let n = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0);
+        let for_us = std::env::var("LISTEN_PID")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            == Some(std::process::id());
+        if for_us {
+            n
+        } else {
+            0
+        }
+    })
 }
 
 /// Adds `LISTEN_FDS=n` and `LISTEN_PID=1` to the process environment (n > 0).
