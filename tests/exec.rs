@@ -33,19 +33,6 @@ fn init_pid(env: &Env, id: &str) -> i64 {
     env.state(id)["pid"].as_i64().unwrap()
 }
 
-/// Waits (bounded) for a pid to exit (gone, or a zombie its new parent has not reaped yet).
-fn wait_gone(pid: i32) {
-    wait_until(10, "process to exit", || {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            Ok(s) => s
-                .rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z')),
-        }
-    });
-}
-
 #[test]
 fn positional_args_output_and_exit_status() {
     require_root!();

@@ -359,11 +359,6 @@ fn kill_all_reaches_every_process() {
         .into_iter()
         .filter(|p| *p != init)
         .collect();
-    let alive = |p: i32| {
-        std::fs::read_to_string(format!("/proc/{p}/stat"))
-            .map(|s| !s.contains(") Z "))
-            .unwrap_or(false)
-    };
     env.ok(&["kill", &id, "TERM"]);
     wait_sig(&out, "TERM", 1);
     assert!(
@@ -734,10 +729,6 @@ fn list_formats() {
 fn delete_kills_what_outlived_an_init_without_pid_namespace() {
     require_root!();
     let env = Env::new();
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.starts_with(" Z")))
-    };
     let out = env.scratch("out");
     let mut cfg = base_config(&[
         "sh",

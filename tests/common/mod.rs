@@ -353,6 +353,19 @@ pub fn find_cgroup_dirs(id: &str) -> Vec<PathBuf> {
     out
 }
 
+/// Whether process `pid` exists and has not exited (a zombie has).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| rruntime::state::parse_stat(&s))
+        .is_some_and(|(st, _)| st != b'Z' && st != b'X')
+}
+
+/// Waits (bounded) until process `pid` is gone or a zombie.
+pub fn wait_gone(pid: i32) {
+    wait_until(60, &format!("process {pid} to exit"), || !alive(pid));
+}
+
 /// Waits until `f` holds, polling `/proc`-style state; panics after `secs`.
 pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);

@@ -3,7 +3,7 @@
 //! `rruntime` paused at a fault point, and the "nothing left behind" check.
 #![allow(dead_code)]
 
-use crate::common::{bin, find_cgroup_dirs, unique, wait_until, Bundle, Env};
+use crate::common::{bin, find_cgroup_dirs, unique, Bundle, Env};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -64,11 +64,7 @@ pub fn marked_pids(mark: &str) -> Vec<i32> {
         if !env.windows(needle.len()).any(|w| w == needle.as_bytes()) {
             continue;
         }
-        let alive = std::fs::read(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| rruntime::state::parse_stat(&s))
-            .is_some_and(|(st, _)| st != b'Z' && st != b'X');
-        if alive {
+        if crate::common::alive(pid) {
             out.push(pid);
         }
     }
@@ -279,17 +275,6 @@ pub fn wait_status(env: &Env, id: &str, want: &str) {
 /// The init's pid from `state ID`.
 pub fn init_pid(env: &Env, id: &str) -> i32 {
     env.state(id)["pid"].as_i64().expect("pid") as i32
-}
-
-/// Waits (bounded) until process `pid` is gone or a zombie.
-pub fn wait_gone(pid: i32) {
-    wait_until(60, &format!("process {pid} to exit"), || {
-        std::fs::read(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| rruntime::state::parse_stat(&s))
-            .map(|(st, _)| st == b'Z' || st == b'X')
-            .unwrap_or(true)
-    });
 }
 
 /// Cgroup directories whose name starts with `prefix` (for the soak's growth checks).
