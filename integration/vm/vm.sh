@@ -87,11 +87,17 @@ build_mount() {
 cmd_build() {
     [ "$(id -u)" = 0 ] || die "building the image needs root"
     need debootstrap mkfs.ext4 ssh-keygen chroot
+    if [ -f "$BASE/ready" ]; then
+        log "image $BASE is up to date"
+        return 0
+    fi
     mkdir -p "$VM_DIR"
+    # Another build (a second helper, a second make) waits for this one. The lock's fd is closed
+    # when the build ends, so that no guest started later inherits it.
     exec 9>"$VM_DIR/build.lock"
-    # Another build of the same recipe (a second helper, a second make) waits for this one.
     flock -w 1800 9 || die "timed out after 30 min waiting for another build ($VM_DIR/build.lock)"
     if [ -f "$BASE/ready" ]; then
+        exec 9>&-
         log "image $BASE is up to date"
         return 0
     fi
@@ -147,6 +153,7 @@ cmd_build() {
     mv "$BASE.tmp" "$BASE"
     log "built $BASE in $((SECONDS - t0)) s"
     prune_old_bases
+    exec 9>&-
 }
 
 # Images of older recipes that no running guest uses.
@@ -220,7 +227,7 @@ cmd_start() {
             -drive "file=$INST/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe,discard=unmap" \
             -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" -device virtio-net-pci,netdev=n0 \
             -device virtio-rng-pci \
-            -pidfile "$INST/pid" -daemonize 2>"$INST/qemu.err"; then
+            -pidfile "$INST/pid" -daemonize 2>"$INST/qemu.err" 9>&-; then
             break
         fi
         tries=$((tries + 1))
