@@ -4,7 +4,8 @@ BIN     := target/$(TARGET)/release/rruntime
 PREFIX  ?= /usr/local
 DEMO_DIR ?= $(CURDIR)/demo-bundle
 
-.PHONY: all build demo test soak unit clippy fmt install bench integration conformance clean
+.PHONY: all build demo test soak unit clippy fmt install bench integration conformance clean \
+	test-vm bench-vm vm-image
 
 all: build
 
@@ -41,6 +42,19 @@ bench: build
 
 integration: build
 	./integration/run-all.sh target/release/rruntime
+
+# The test suite, the caller scripts (rruntime and runc) and the demo inside a Debian 12 guest with
+# pure cgroup v2 and systemd (QEMU, no KVM needed; the image is cached in /var/tmp/rruntime-vm).
+# See integration/vm/test-vm.sh for VM_STEPS, VM_TESTS, VM_TEST_THREADS; logs in target/test-vm.
+test-vm:
+	./integration/vm/test-vm.sh
+
+# `make bench` inside the guest (rruntime vs crun vs runc there).
+bench-vm:
+	VM_STEPS=bench VM_RESULTS=$(CURDIR)/target/bench-vm ./integration/vm/test-vm.sh
+
+vm-image:
+	./integration/vm/vm.sh build
 
 # The OCI runtime-tools validation suite (needs ../shared/conformance and RUNTIME_TOOLS_GIT).
 conformance: build

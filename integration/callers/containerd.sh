@@ -148,10 +148,7 @@ t_ps() {
 t_pause_resume() {
     ok "${C[@]}" task pause det || return 1
     wait_status det PAUSED || return 1
-    local pid state
-    pid=$(task_pid det)
-    state=$(cat "$(host_cgroup_file "$pid" freezer freezer.state)" 2>/dev/null)
-    eq "freezer.state" FROZEN "$state" || return 1
+    cgroup_frozen "$(task_pid det)" || return 1
     ok "${C[@]}" task resume det || return 1
     wait_status det RUNNING || return 1
     ok "${C[@]}" task exec --exec-id after-resume det echo resumed || return 1
@@ -189,7 +186,7 @@ t_memory_limit() {
     ok "${C[@]}" run -d "${RUNFLAGS[@]}" --memory-limit 67108864 "$IMG" mem sleep 1000 || return 1
     wait_status mem RUNNING || return 1
     local r=0
-    cgroup_value_is "$(task_pid mem)" memory memory.limit_in_bytes 67108864 || r=1
+    memory_limit_is "$(task_pid mem)" 67108864 || r=1
     remove mem
     return $r
 }

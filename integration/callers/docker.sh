@@ -197,7 +197,7 @@ t_memory() {
     ok "${D[@]}" run -d "${R[@]}" --name mem1 --memory 64m "$IMG" sleep 1000 || return 1
     state_is mem1 running || return 1
     local r=0
-    cgroup_value_is "$(dpid mem1)" memory memory.limit_in_bytes 67108864 || r=1
+    memory_limit_is "$(dpid mem1)" 67108864 || r=1
     "$DOCKER" rm -f mem1 >/dev/null 2>&1
     return $r
 }
@@ -244,7 +244,7 @@ t_run_options() {
     state_is cpu1 running || return 1
     local r=0 pid
     pid=$(dpid cpu1)
-    cgroup_value_is "$pid" cpu cpu.cfs_quota_us 50000 && cgroup_value_is "$pid" cpu cpu.shares 512 || r=1
+    cpu_limits_are "$pid" 50000 100000 512 || r=1
     "$DOCKER" rm -f cpu1 >/dev/null 2>&1
     [ $r = 0 ] || return 1
     # docker kill with a signal the process handles, and docker wait's exit code.

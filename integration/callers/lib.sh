@@ -278,16 +278,82 @@ cgroup_value_is() {
     return 1
 }
 
+# cgroup_v1_has PID CONTROLLER: PID's CONTROLLER is on a v1 hierarchy (else on cgroup2).
+cgroup_v1_has() {
+    local path
+    path=$(awk -F: -v c="$2" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$1/cgroup")
+    [ -n "$path" ] && [ -d "/sys/fs/cgroup/$2" ]
+}
+
+# memory_limit_is PID BYTES: memory.limit_in_bytes (v1) or memory.max (v2) of PID's cgroup.
+memory_limit_is() {
+    if cgroup_v1_has "$1" memory; then
+        cgroup_value_is "$1" memory memory.limit_in_bytes "$2"
+    else
+        cgroup_value_is "$1" memory memory.max "$2"
+    fi
+}
+
+# cpu_limits_are PID QUOTA PERIOD SHARES: v1 cpu.cfs_quota_us/cpu.cfs_period_us/cpu.shares; v2
+# cpu.max "QUOTA PERIOD" and cpu.weight converted from SHARES, by either conversion runtimes use:
+# the linear 1 + (shares - 2) * 9999 / 262142 (runc < 1.3, crun < 1.23) or the quadratic function
+# of log2(shares) (runc >= 1.3, crun >= 1.23), rounded up.
+cpu_limits_are() {
+    local pid=$1 quota=$2 period=$3 shares=$4
+    if cgroup_v1_has "$pid" cpu; then
+        cgroup_value_is "$pid" cpu cpu.cfs_quota_us "$quota" &&
+            cgroup_value_is "$pid" cpu cpu.cfs_period_us "$period" &&
+            cgroup_value_is "$pid" cpu cpu.shares "$shares"
+        return
+    fi
+    cgroup_value_is "$pid" cpu cpu.max "$quota $period" || return 1
+    local lin quad f v
+    lin=$((1 + (shares - 2) * 9999 / 262142))
+    quad=$(awk -v s="$shares" 'BEGIN { l = log(s) / log(2); e = (l * l + 125 * l) / 612 - 7 / 34;
+        w = 10 ^ e; c = int(w); if (c < w) c++; print c }')
+    f=$(host_cgroup_file "$pid" cpu cpu.weight)
+    v=$(cat "$f" 2>/dev/null)
+    printf 'cgroup %s = %s (shares %s: linear %s, quadratic %s)\n' "$f" "$v" "$shares" "$lin" "$quad" >>"$SCEN_LOG"
+    [ "$v" = "$lin" ] || [ "$v" = "$quad" ] && return 0
+    WHY="cpu.weight of pid $pid is '$v' ($f), expected $lin or $quad for cpu shares $shares"
+    return 1
+}
+
+# cgroup_frozen PID: PID's cgroup is frozen (v1 freezer.state FROZEN, v2 cgroup.events frozen 1).
+cgroup_frozen() {
+    local f v
+    if cgroup_v1_has "$1" freezer; then
+        f=$(host_cgroup_file "$1" freezer freezer.state)
+        v=$(cat "$f" 2>/dev/null)
+        [ "$v" = FROZEN ] && return 0
+    else
+        f=$(host_cgroup_file "$1" freezer cgroup.events)
+        v=$(awk '$1 == "frozen" { print $2 }' "$f" 2>/dev/null)
+        [ "$v" = 1 ] && return 0
+    fi
+    WHY="pid $1 is not frozen: $f says '$v'"
+    return 1
+}
+
 # Top-level cgroup directories (in every hierarchy) that did not exist when recorded; removed
 # at exit if empty (the parents callers create, e.g. /<ctr namespace>, /docker, /libpod_parent).
+# The directories where callers' top-level parents appear: under each v1 controller and the
+# hybrid unified mount, or directly under /sys/fs/cgroup on a pure cgroup2 host.
+cgroup_parent_globs() {
+    if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+        echo /sys/fs/cgroup/*/
+    else
+        echo /sys/fs/cgroup/*/*/ /sys/fs/cgroup/unified/*/
+    fi
+}
 record_cgroup_parents() {
     local d
-    CG_BEFORE=$(for d in /sys/fs/cgroup/*/*/ /sys/fs/cgroup/unified/*/; do echo "$d"; done 2>/dev/null)
+    CG_BEFORE=$(for d in $(cgroup_parent_globs); do echo "$d"; done 2>/dev/null)
     on_exit remove_new_cgroup_parents
 }
 remove_new_cgroup_parents() {
     local d
-    for d in /sys/fs/cgroup/*/*/ /sys/fs/cgroup/unified/*/; do
+    for d in $(cgroup_parent_globs); do
         [ -d "$d" ] || continue
         printf '%s\n' "$CG_BEFORE" | grep -qxF "$d" && continue
         # Only directories named like the parents our callers create.

@@ -215,7 +215,7 @@ t_memory() {
     ok "${P[@]}" run -d --name mem1 --memory 64m "$IMG" sleep 1000 || return 1
     state_is mem1 running || return 1
     local r=0
-    cgroup_value_is "$(pid_of mem1)" memory memory.limit_in_bytes 67108864 || r=1
+    memory_limit_is "$(pid_of mem1)" 67108864 || r=1
     p rm -f -t 0 mem1 >/dev/null 2>&1
     return $r
 }
@@ -294,7 +294,7 @@ t_run_options() {
     state_is cpu1 running || return 1
     local r=0 pid
     pid=$(pid_of cpu1)
-    cgroup_value_is "$pid" cpu cpu.cfs_quota_us 50000 && cgroup_value_is "$pid" cpu cpu.shares 512 || r=1
+    cpu_limits_are "$pid" 50000 100000 512 || r=1
     p rm -f -t 0 cpu1 >/dev/null 2>&1
     [ $r = 0 ] || return 1
     ok "${P[@]}" run -d --name sig1 "$IMG" sh -c 'trap "exit 42" USR1; while :; do sleep 0.1; done' || return 1
