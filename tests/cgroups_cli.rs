@@ -703,15 +703,30 @@ fn update_memory_takes_effect() {
     assert_eq!(res["memory"]["limit"], 48 * MIB);
     assert_eq!(res["devices"][0]["allow"], false);
 
-    // A limit below the current usage is refused with one line and the old one stays.
-    one_line_error(&env, &["update", "--memory", "4k", &c.id], "memory limit");
-    assert_eq!(c.memory_limit(), Some(48 * MIB as u64));
+    // A limit below the current usage: v1 refuses it (EBUSY; one line, the old one stays).
+    if !host().on_v2("memory") {
+        one_line_error(&env, &["update", "--memory", "4k", &c.id], "memory limit");
+        assert_eq!(c.memory_limit(), Some(48 * MIB as u64));
+    }
 
     // -1: unlimited memory (and swap).
     update("-1");
     assert_eq!(c.memory_limit(), None);
     assert_eq!(c.sh("dd if=/dev/zero of=/dev/null bs=80M count=1").0, 0);
-    c.kill_and_delete();
+    if !host().on_v2("memory") {
+        c.kill_and_delete();
+        return;
+    }
+    // v2 takes a limit below the usage (like runc, which just writes memory.max): the kernel
+    // reclaims, then OOM-kills what does not fit, here the container's init.
+    update("4k");
+    assert_eq!(c.memory_limit(), Some(4096));
+    wait_until(30, "the OOM-killed container to stop", || {
+        env.status(&c.id) == "stopped"
+    });
+    assert!(c.oom_kills() >= 1, "no oom_kill counted");
+    env.ok(&["delete", &c.id]);
+    env.assert_no_leaks(&c.id, Some(&c.bundle));
 }
 
 #[test]
@@ -849,6 +864,89 @@ fn blkio_weight_is_applied_or_refused_in_one_line() {
         }
     }
     c.kill_and_delete();
+}
+
+/// A nested `cgroupsPath` (parents made and removed by the runtime), hugetlb limits and, on
+/// cgroup v2, the `unified` map and the delegation of controllers down the parents'
+/// `cgroup.subtree_control` (systemd does not enable hugetlb at the root, so the runtime must).
+#[test]
+fn nested_cgroups_path_hugetlb_and_unified() {
+    require_root!();
+    let h = host();
+    let env = Env::new();
+    let top = unique("rruntime-nested");
+    let hugetlb = h.has("hugetlb") && h.has_hugepage(2 << 20);
+    let mut res = json!({"pids": {"limit": 20}});
+    if hugetlb {
+        res["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4 * MIB}]);
+    }
+    let unified = h.is_v2() && h.has("memory");
+    if unified {
+        res["unified"] = json!({"memory.high": (48 * MIB).to_string()});
+    }
+    let c = Ctr::prepare(&env, "sleep 1000", res);
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(c.bundle.dir.join("config.json")).unwrap()).unwrap();
+    cfg["linux"]["cgroupsPath"] = json!(format!("/{top}/a/{}", c.id));
+    c.bundle.write_config(&cfg);
+    env.create(&c.bundle, &c.id);
+    env.ok(&["start", &c.id]);
+    let pids_dir = c.cgroup("pids");
+    assert!(
+        pids_dir.ends_with(format!("{top}/a/{}", c.id)),
+        "{}",
+        pids_dir.display()
+    );
+    assert_eq!(c.cg_read("pids", "pids.max"), "20");
+    if hugetlb {
+        assert_eq!(
+            c.cg_read("hugetlb", "hugetlb.2MB.max").trim(),
+            (4 * MIB).to_string()
+        );
+        let st: Value = serde_json::from_str(env.ok(&["events", "--stats", &c.id]).trim()).unwrap();
+        assert!(st["data"]["hugetlb"].get("2MB").is_some(), "{st}");
+    }
+    if h.on_v2("pids") {
+        // Every parent delegates what the container's cgroup uses.
+        let mut d = pids_dir.clone();
+        while d.pop() && d.starts_with(h.unified.as_ref().unwrap()) {
+            let sc = read(&d.join("cgroup.subtree_control"));
+            for ctrl in ["pids"]
+                .into_iter()
+                .chain(hugetlb.then_some("hugetlb"))
+                .chain(unified.then_some("memory"))
+            {
+                assert!(
+                    sc.split_whitespace().any(|x| x == ctrl),
+                    "{} does not delegate {ctrl}: {sc:?}",
+                    d.display()
+                );
+            }
+            if d == *h.unified.as_ref().unwrap() {
+                break;
+            }
+        }
+    }
+    if unified {
+        assert_eq!(c.cg_read("memory", "memory.high"), (48 * MIB).to_string());
+        // update takes unified keys too (runc's update has no flag for them, but a
+        // --resources document carries them).
+        let f = env.tmp.join(unique("res.json"));
+        std::fs::write(
+            &f,
+            json!({"unified": {"memory.high": (40 * MIB).to_string()}}).to_string(),
+        )
+        .unwrap();
+        env.ok(&["update", "-r", f.to_str().unwrap(), &c.id]);
+        assert_eq!(c.cg_read("memory", "memory.high"), (40 * MIB).to_string());
+    }
+    c.kill_and_delete();
+    // The parents the runtime made are gone too.
+    assert!(
+        find_cgroup_dirs(&top).is_empty(),
+        "{:?}",
+        find_cgroup_dirs(&top)
+    );
 }
 
 #[test]
