@@ -98,13 +98,18 @@ impl<'a> Ctr<'a> {
         self.env.state(&self.id)["pid"].as_i64().unwrap() as i32
     }
 
-    /// The container's directory in the v1 hierarchy holding `controller` (or the cgroup2 one
-    /// for ""), from its state.json.
+    /// The container's directory in the hierarchy holding `controller` (the cgroup2 one for ""
+    /// or when the host serves `controller` from cgroup2), from its state.json.
     fn cgroup(&self, controller: &str) -> PathBuf {
         let st: Value = serde_json::from_slice(
             &std::fs::read(self.env.root.join(&self.id).join("state.json")).unwrap(),
         )
         .unwrap();
+        let controller = if host().on_v2(controller) {
+            ""
+        } else {
+            controller
+        };
         for h in st["cgroup"]["hierarchies"].as_array().unwrap() {
             let ctrls = h["controllers"].as_str().unwrap();
             if (controller.is_empty() && ctrls.is_empty())
@@ -121,6 +126,86 @@ impl<'a> Ctr<'a> {
             .unwrap_or_else(|e| panic!("read {controller}/{file}: {e}"))
             .trim()
             .to_string()
+    }
+
+    /// `key value` from a flat-keyed cgroup file.
+    fn cg_key(&self, controller: &str, file: &str, key: &str) -> u64 {
+        let text = self.cg_read(controller, file);
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {key} in {file}: {text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// The memory limit the kernel enforces: `memory.max` on v2, `memory.limit_in_bytes` on v1
+    /// (None: unlimited, v2's "max" or v1's page-rounded huge number).
+    fn memory_limit(&self) -> Option<u64> {
+        let v = if host().on_v2("memory") {
+            self.cg_read("memory", "memory.max")
+        } else {
+            self.cg_read("memory", "memory.limit_in_bytes")
+        };
+        match v.as_str() {
+            "max" => None,
+            n => Some(n.parse::<u64>().unwrap()).filter(|&n| n < 1 << 60),
+        }
+    }
+
+    /// OOM kills counted in the cgroup (v2 `memory.events`, v1 `memory.oom_control`).
+    fn oom_kills(&self) -> u64 {
+        if host().on_v2("memory") {
+            self.cg_key("memory", "memory.events", "oom_kill")
+        } else {
+            self.cg_key("memory", "memory.oom_control", "oom_kill")
+        }
+    }
+
+    /// Times the cgroup hit its memory limit (v2 `memory.events` max, v1 `memory.failcnt`).
+    fn memory_limit_hits(&self) -> u64 {
+        if host().on_v2("memory") {
+            self.cg_key("memory", "memory.events", "max")
+        } else {
+            self.cg_read("memory", "memory.failcnt").parse().unwrap()
+        }
+    }
+
+    /// CPU time used so far, in ns (v2 `cpu.stat` usage_usec, v1 `cpuacct.usage`).
+    fn cpu_usage_ns(&self) -> u64 {
+        if host().on_v2("cpu") {
+            self.cg_key("cpu", "cpu.stat", "usage_usec") * 1000
+        } else {
+            self.cg_read("cpuacct", "cpuacct.usage").parse().unwrap()
+        }
+    }
+
+    /// (quota, period) in µs, quota None for unlimited (v2 `cpu.max`, v1 `cpu.cfs_*_us`).
+    fn cpu_quota(&self) -> (Option<i64>, u64) {
+        if host().on_v2("cpu") {
+            let v = self.cg_read("cpu", "cpu.max");
+            let (q, p) = v.split_once(' ').unwrap();
+            (q.parse().ok(), p.parse().unwrap())
+        } else {
+            let q: i64 = self.cg_read("cpu", "cpu.cfs_quota_us").parse().unwrap();
+            (
+                (q >= 0).then_some(q),
+                self.cg_read("cpu", "cpu.cfs_period_us").parse().unwrap(),
+            )
+        }
+    }
+
+    /// Frozen as the kernel reports it (v2 `cgroup.events` frozen, v1 `freezer.state`).
+    fn frozen(&self) -> bool {
+        if host().on_v2("freezer") {
+            self.cg_key("", "cgroup.events", "frozen") == 1
+        } else {
+            match self.cg_read("freezer", "freezer.state").as_str() {
+                "FROZEN" => true,
+                "THAWED" => false,
+                other => panic!("freezer.state {other}"),
+            }
+        }
     }
 
     /// Runs `cmd` through the command server; returns (exit status, output).
@@ -238,15 +323,30 @@ fn one_line_error(env: &Env, args: &[&str], want: &str) {
     );
 }
 
+/// `{"memory": mem}`, plus `swap` = `limit` where the host has swap: memory+swap no larger
+/// than memory, so going over the limit means the OOM killer and not swapping.
+fn no_swap(mut mem: Value) -> Value {
+    if host().swap {
+        mem["swap"] = mem["limit"].clone();
+    }
+    json!({ "memory": mem })
+}
+
+/// The host can keep a container from swapping (no swap at all, or swap accounting).
+fn can_deny_swap() -> bool {
+    !host().swap || host().swap_accounting
+}
+
 #[test]
 fn memory_limit_oom_kills_and_events_reports_it() {
     require_root!();
-    let env = Env::new();
-    let c = Ctr::run(&env, SERVER, json!({"memory": {"limit": 16 * MIB}}));
-    assert_eq!(
-        c.cg_read("memory", "memory.limit_in_bytes"),
-        (16 * MIB).to_string()
+    skip_unless!(
+        can_deny_swap(),
+        "the host has swap but no swap accounting: a memory limit does not mean an OOM kill"
     );
+    let env = Env::new();
+    let c = Ctr::run(&env, SERVER, no_swap(json!({"limit": 16 * MIB})));
+    assert_eq!(c.memory_limit(), Some(16 * MIB as u64));
 
     let mut ev = Bg::spawn(&env, &["events", "--interval", "100ms", &c.id]);
     // The first stats line: the OOM notification is registered before the stream starts.
@@ -254,22 +354,12 @@ fn memory_limit_oom_kills_and_events_reports_it() {
 
     // Well below the limit: fine.
     assert_eq!(c.sh("dd if=/dev/zero of=/dev/null bs=4M count=1").0, 0);
-    // 64 MiB in one buffer against 16 MiB (no swap): the kernel OOM-kills dd.
+    // 64 MiB in one buffer against 16 MiB (and no swap: memorySwap equals the limit): the
+    // kernel OOM-kills dd.
     let (rc, out) = c.sh("dd if=/dev/zero of=/dev/null bs=64M count=1");
     assert_eq!(rc, 128 + libc::SIGKILL, "dd was not OOM-killed: {out}");
-    let oom_kills: u64 = c
-        .cg_read("memory", "memory.oom_control")
-        .lines()
-        .find_map(|l| l.strip_prefix("oom_kill "))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0);
-    assert!(oom_kills >= 1, "no oom_kill counted");
-    assert!(
-        c.cg_read("memory", "memory.failcnt")
-            .parse::<u64>()
-            .unwrap()
-            > 0
-    );
+    assert!(c.oom_kills() >= 1, "no oom_kill counted");
+    assert!(c.memory_limit_hits() > 0);
 
     let want = json!({"type": "oom", "id": c.id});
     wait_until(30, "an oom event", || {
@@ -335,11 +425,7 @@ fn pids_limit_stops_a_fork_bomb_at_ten() {
 
 /// CPU time (ns) the cgroup used during `wall`.
 fn cpu_used(c: &Ctr, wall: Duration) -> f64 {
-    let usage = || {
-        c.cg_read("cpuacct", "cpuacct.usage")
-            .parse::<u64>()
-            .unwrap()
-    };
+    let usage = || c.cpu_usage_ns();
     let (u0, t0) = (usage(), Instant::now());
     std::thread::sleep(wall);
     let (u1, t1) = (usage(), Instant::now());
@@ -355,7 +441,7 @@ fn cpu_quota_keeps_a_busy_loop_near_twenty_percent() {
         "while :; do :; done",
         json!({"cpu": {"quota": 20000, "period": 100000}}),
     );
-    assert_eq!(c.cg_read("cpu", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(c.cpu_quota(), (Some(20000), 100000));
     // Once the loop runs into the quota, measure over 1.5 s.
     wait_until(30, "the quota to throttle the loop", || {
         !c.cg_read("cpu", "cpu.stat").contains("nr_throttled 0")
@@ -377,7 +463,7 @@ fn cpu_quota_keeps_a_busy_loop_near_twenty_percent() {
 
     // update --cpu-quota -1 lifts the cap: no more throttling, clearly more than 0.2 CPU.
     env.ok(&["update", "--cpu-quota", "-1", &c.id]);
-    assert_eq!(c.cg_read("cpu", "cpu.cfs_quota_us"), "-1");
+    assert_eq!(c.cpu_quota(), (None, 100000));
     let before = throttled();
     let share = cpu_used(&c, Duration::from_millis(1000));
     eprintln!("without the quota: {share:.3} of a core");
@@ -396,10 +482,8 @@ fn last_cpu(pid: i32) -> u32 {
 #[test]
 fn cpuset_pins_the_process_and_update_moves_it() {
     require_root!();
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-        eprintln!("skipped: needs 2 CPUs");
-        return;
-    }
+    skip_unless!(host().cpus >= 2, "needs 2 CPUs");
+    skip_unless!(host().has("cpuset"), "no cpuset controller");
     let env = Env::new();
     let c = Ctr::run(
         &env,
@@ -443,8 +527,12 @@ fn device_rules_are_enforced() {
             {"allow": true, "type": "b", "major": 7, "minor": 1, "access": "r"}
         ]}),
     );
-    let list = c.cg_read("devices", "devices.list");
-    assert!(!list.contains("a *:* rwm"), "{list}");
+    // v1 shows the rules in devices.list; v2 has an eBPF program and no file (the behaviour
+    // below is what counts on both).
+    if !host().on_v2("devices") {
+        let list = c.cg_read("devices", "devices.list");
+        assert!(!list.contains("a *:* rwm"), "{list}");
+    }
     assert_eq!(c.sh("mknod /tmp/l0 b 7 0 && mknod /tmp/l1 b 7 1").0, 0);
     let (rc, out) = c.sh("head -c 1 /tmp/l0");
     assert_ne!(rc, 0);
@@ -487,18 +575,14 @@ fn pause_freezes_and_resume_continues() {
     });
     env.ok(&["pause", &c.id]);
     assert_eq!(env.status(&c.id), "paused");
-    assert_eq!(c.cg_read("freezer", "freezer.state"), "FROZEN");
+    assert!(c.frozen());
     // Frozen: the file does not change across a bounded wait.
     let frozen = read(&c.s("cnt"));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(read(&c.s("cnt")), frozen);
-    let cpu0 = c.cg_read("cpuacct", "cpuacct.usage");
+    let cpu0 = c.cpu_usage_ns();
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(
-        c.cg_read("cpuacct", "cpuacct.usage"),
-        cpu0,
-        "a frozen task used CPU"
-    );
+    assert_eq!(c.cpu_usage_ns(), cpu0, "a frozen task used CPU");
     // ps works on a paused container; pausing again is refused like runc.
     assert!(c.ps_json().contains(&c.pid()));
     one_line_error(&env, &["pause", &c.id], "container not running");
@@ -506,7 +590,7 @@ fn pause_freezes_and_resume_continues() {
 
     env.ok(&["resume", &c.id]);
     assert_eq!(env.status(&c.id), "running");
-    assert_eq!(c.cg_read("freezer", "freezer.state"), "THAWED");
+    assert!(!c.frozen());
     let base = frozen.trim().parse::<u64>().unwrap_or(0);
     wait_until(30, "the counter to go on", || {
         counter(&c).is_some_and(|v| v > base + 10)
@@ -581,27 +665,34 @@ fn kill_reaches_paused_containers() {
 #[test]
 fn update_memory_takes_effect() {
     require_root!();
+    skip_unless!(
+        can_deny_swap(),
+        "the host has swap but no swap accounting: a memory limit does not mean an OOM kill"
+    );
     let env = Env::new();
-    let c = Ctr::run(&env, SERVER, json!({"memory": {"limit": 64 * MIB}}));
+    let c = Ctr::run(&env, SERVER, no_swap(json!({"limit": 64 * MIB})));
+    // `update --memory V`, with `--memory-swap V` too where the host has swap.
+    let update = |v: &str| {
+        let mut a = vec!["update", "--memory", v];
+        if host().swap {
+            a.extend(["--memory-swap", v]);
+        }
+        a.push(&c.id);
+        env.ok(&a);
+    };
     let alloc32 = "dd if=/dev/zero of=/dev/null bs=32M count=1";
     assert_eq!(c.sh(alloc32).0, 0);
 
-    env.ok(&["update", "--memory", "16m", &c.id]);
-    assert_eq!(
-        c.cg_read("memory", "memory.limit_in_bytes"),
-        (16 * MIB).to_string()
-    );
+    update("16m");
+    assert_eq!(c.memory_limit(), Some(16 * MIB as u64));
     assert_eq!(
         c.sh(alloc32).0,
         128 + libc::SIGKILL,
         "32 MiB allowed under 16 MiB"
     );
 
-    env.ok(&["update", "--memory", "48M", &c.id]);
-    assert_eq!(
-        c.cg_read("memory", "memory.limit_in_bytes"),
-        (48 * MIB).to_string()
-    );
+    update("48M");
+    assert_eq!(c.memory_limit(), Some(48 * MIB as u64));
     assert_eq!(c.sh(alloc32).0, 0);
 
     // Recorded in the state, other resources untouched.
@@ -612,22 +703,30 @@ fn update_memory_takes_effect() {
     assert_eq!(res["memory"]["limit"], 48 * MIB);
     assert_eq!(res["devices"][0]["allow"], false);
 
-    // A limit below the current usage is refused with one line and the old one stays.
-    one_line_error(&env, &["update", "--memory", "4k", &c.id], "memory limit");
-    assert_eq!(
-        c.cg_read("memory", "memory.limit_in_bytes"),
-        (48 * MIB).to_string()
-    );
+    // A limit below the current usage: v1 refuses it (EBUSY; one line, the old one stays).
+    if !host().on_v2("memory") {
+        one_line_error(&env, &["update", "--memory", "4k", &c.id], "memory limit");
+        assert_eq!(c.memory_limit(), Some(48 * MIB as u64));
+    }
 
     // -1: unlimited memory (and swap).
-    env.ok(&["update", "--memory", "-1", &c.id]);
-    let unlimited = c
-        .cg_read("memory", "memory.limit_in_bytes")
-        .parse::<u64>()
-        .unwrap();
-    assert!(unlimited > 1 << 60, "{unlimited}");
+    update("-1");
+    assert_eq!(c.memory_limit(), None);
     assert_eq!(c.sh("dd if=/dev/zero of=/dev/null bs=80M count=1").0, 0);
-    c.kill_and_delete();
+    if !host().on_v2("memory") {
+        c.kill_and_delete();
+        return;
+    }
+    // v2 takes a limit below the usage (like runc, which just writes memory.max): the kernel
+    // reclaims, then OOM-kills what does not fit, here the container's init.
+    update("4k");
+    assert_eq!(c.memory_limit(), Some(4096));
+    wait_until(30, "the OOM-killed container to stop", || {
+        env.status(&c.id) == "stopped"
+    });
+    assert!(c.oom_kills() >= 1, "no oom_kill counted");
+    env.ok(&["delete", &c.id]);
+    env.assert_no_leaks(&c.id, Some(&c.bundle));
 }
 
 #[test]
@@ -639,7 +738,6 @@ fn update_resources_json_from_stdin_and_file() {
         "memory": {"limit": 32 * MIB, "reservation": 16 * MIB},
         "cpu": {"quota": 30000, "period": 100000, "shares": 512},
         "pids": {"limit": 7},
-        "blockIO": {"weight": 300},
         // Present in full documents (CRI sends them): never applied by update, like runc.
         "devices": [{"allow": true, "access": "rwm"}]
     });
@@ -663,27 +761,32 @@ fn update_resources_json_from_stdin_and_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stdout.is_empty());
-    assert_eq!(
-        c.cg_read("memory", "memory.limit_in_bytes"),
-        (32 * MIB).to_string()
-    );
-    assert_eq!(
-        c.cg_read("memory", "memory.soft_limit_in_bytes"),
-        (16 * MIB).to_string()
-    );
-    assert_eq!(c.cg_read("cpu", "cpu.cfs_quota_us"), "30000");
-    assert_eq!(c.cg_read("cpu", "cpu.cfs_period_us"), "100000");
-    assert_eq!(c.cg_read("cpu", "cpu.shares"), "512");
-    assert_eq!(c.cg_read("pids", "pids.max"), "7");
-    let blkio_weight = c.cgroup("blkio").join("blkio.weight");
-    if blkio_weight.exists() {
-        assert_eq!(read(&blkio_weight).trim(), "300");
+    assert_eq!(c.memory_limit(), Some(32 * MIB as u64));
+    if host().on_v2("memory") {
+        assert_eq!(c.cg_read("memory", "memory.low"), (16 * MIB).to_string());
+    } else {
+        assert_eq!(
+            c.cg_read("memory", "memory.soft_limit_in_bytes"),
+            (16 * MIB).to_string()
+        );
     }
-    let list = c.cg_read("devices", "devices.list");
-    assert!(
-        !list.contains("a *:* rwm"),
-        "devices were changed by update: {list}"
-    );
+    assert_eq!(c.cpu_quota(), (Some(30000), 100000));
+    if host().on_v2("cpu") {
+        // runc's (and crun's) conversion of shares 512 to a v2 weight.
+        assert_eq!(c.cg_read("cpu", "cpu.weight"), "59");
+    } else {
+        assert_eq!(c.cg_read("cpu", "cpu.shares"), "512");
+    }
+    assert_eq!(c.cg_read("pids", "pids.max"), "7");
+    // Devices are never changed by update: the container still cannot create-and-use /dev/kmsg
+    // (v1 also lists the rules; v2 has no such file).
+    if !host().on_v2("devices") {
+        let list = c.cg_read("devices", "devices.list");
+        assert!(
+            !list.contains("a *:* rwm"),
+            "devices were changed by update: {list}"
+        );
+    }
 
     // From a file; zeros mean "unchanged".
     let f = env.tmp.join(unique("res.json"));
@@ -693,12 +796,9 @@ fn update_resources_json_from_stdin_and_file() {
     )
     .unwrap();
     env.ok(&["update", "-r", f.to_str().unwrap(), &c.id]);
-    assert_eq!(
-        c.cg_read("memory", "memory.limit_in_bytes"),
-        (32 * MIB).to_string()
-    );
+    assert_eq!(c.memory_limit(), Some(32 * MIB as u64));
     assert_eq!(c.cg_read("pids", "pids.max"), "7");
-    assert_eq!(c.cg_read("cpu", "cpu.cfs_quota_us"), "-1");
+    assert_eq!(c.cpu_quota(), (None, 100000));
 
     // Bad documents: one line, nothing changed.
     std::fs::write(&f, r#"{"memory":{"limit":"lots"}}"#).unwrap();
@@ -718,11 +818,135 @@ fn update_resources_json_from_stdin_and_file() {
         &["update", "-r", "-", &c.id],
         "invalid resources JSON",
     );
-    assert_eq!(
-        c.cg_read("memory", "memory.limit_in_bytes"),
-        (32 * MIB).to_string()
-    );
+    assert_eq!(c.memory_limit(), Some(32 * MIB as u64));
     c.kill_and_delete();
+}
+
+/// The file a blockIO weight lands in on this host, and the value 300 becomes there: BFQ's
+/// weight file where BFQ is loaded (v1 `blkio.bfq.weight`, v2 `io.bfq.weight`: the value
+/// itself), else v1's CFQ `blkio.weight` or v2's `io.weight` (runc's conversion to [1, 10000]).
+fn blkio_weight_file() -> Option<(&'static str, &'static str)> {
+    let h = host();
+    let v2 = h.on_v2("blkio") || h.on_v2("io");
+    let ctrl = if v2 { "io" } else { "blkio" };
+    let candidates: [(&str, &str); 2] = if v2 {
+        [("io.bfq.weight", "300"), ("io.weight", "2930")]
+    } else {
+        [("blkio.bfq.weight", "300"), ("blkio.weight", "300")]
+    };
+    candidates.into_iter().find(|(f, _)| h.child_has(ctrl, f))
+}
+
+#[test]
+fn blkio_weight_is_applied_or_refused_in_one_line() {
+    require_root!();
+    let env = Env::new();
+    let c = Ctr::run(&env, "sleep 1000", json!({}));
+    let v2 = host().on_v2("io");
+    match blkio_weight_file() {
+        Some((file, want)) => {
+            env.ok(&["update", "--blkio-weight", "300", &c.id]);
+            let got = c.cg_read(if v2 { "io" } else { "blkio" }, file);
+            // io.bfq.weight and io.weight read "default N" (plus per-device lines).
+            let got = got
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("default ")
+                .to_string();
+            assert_eq!(got, want, "{file}");
+        }
+        None => {
+            // No I/O scheduler that takes weights (e.g. mq-deadline without BFQ): refused with
+            // one line, like runc, and the container goes on.
+            one_line_error(&env, &["update", "--blkio-weight", "300", &c.id], "weight");
+            assert_eq!(env.status(&c.id), "running");
+        }
+    }
+    c.kill_and_delete();
+}
+
+/// A nested `cgroupsPath` (parents made and removed by the runtime), hugetlb limits and, on
+/// cgroup v2, the `unified` map and the delegation of controllers down the parents'
+/// `cgroup.subtree_control` (systemd does not enable hugetlb at the root, so the runtime must).
+#[test]
+fn nested_cgroups_path_hugetlb_and_unified() {
+    require_root!();
+    let h = host();
+    let env = Env::new();
+    let top = unique("rruntime-nested");
+    let hugetlb = h.has("hugetlb") && h.has_hugepage(2 << 20);
+    let mut res = json!({"pids": {"limit": 20}});
+    if hugetlb {
+        res["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4 * MIB}]);
+    }
+    let unified = h.is_v2() && h.has("memory");
+    if unified {
+        res["unified"] = json!({"memory.high": (48 * MIB).to_string()});
+    }
+    let c = Ctr::prepare(&env, "sleep 1000", res);
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(c.bundle.dir.join("config.json")).unwrap()).unwrap();
+    cfg["linux"]["cgroupsPath"] = json!(format!("/{top}/a/{}", c.id));
+    c.bundle.write_config(&cfg);
+    env.create(&c.bundle, &c.id);
+    env.ok(&["start", &c.id]);
+    let pids_dir = c.cgroup("pids");
+    assert!(
+        pids_dir.ends_with(format!("{top}/a/{}", c.id)),
+        "{}",
+        pids_dir.display()
+    );
+    assert_eq!(c.cg_read("pids", "pids.max"), "20");
+    if hugetlb {
+        assert_eq!(
+            c.cg_read("hugetlb", "hugetlb.2MB.max").trim(),
+            (4 * MIB).to_string()
+        );
+        let st: Value = serde_json::from_str(env.ok(&["events", "--stats", &c.id]).trim()).unwrap();
+        assert!(st["data"]["hugetlb"].get("2MB").is_some(), "{st}");
+    }
+    if h.on_v2("pids") {
+        // Every parent delegates what the container's cgroup uses.
+        let mut d = pids_dir.clone();
+        while d.pop() && d.starts_with(h.unified.as_ref().unwrap()) {
+            let sc = read(&d.join("cgroup.subtree_control"));
+            for ctrl in ["pids"]
+                .into_iter()
+                .chain(hugetlb.then_some("hugetlb"))
+                .chain(unified.then_some("memory"))
+            {
+                assert!(
+                    sc.split_whitespace().any(|x| x == ctrl),
+                    "{} does not delegate {ctrl}: {sc:?}",
+                    d.display()
+                );
+            }
+            if d == *h.unified.as_ref().unwrap() {
+                break;
+            }
+        }
+    }
+    if unified {
+        assert_eq!(c.cg_read("memory", "memory.high"), (48 * MIB).to_string());
+        // update takes unified keys too (runc's update has no flag for them, but a
+        // --resources document carries them).
+        let f = env.tmp.join(unique("res.json"));
+        std::fs::write(
+            &f,
+            json!({"unified": {"memory.high": (40 * MIB).to_string()}}).to_string(),
+        )
+        .unwrap();
+        env.ok(&["update", "-r", f.to_str().unwrap(), &c.id]);
+        assert_eq!(c.cg_read("memory", "memory.high"), (40 * MIB).to_string());
+    }
+    c.kill_and_delete();
+    // The parents the runtime made are gone too.
+    assert!(
+        find_cgroup_dirs(&top).is_empty(),
+        "{:?}",
+        find_cgroup_dirs(&top)
+    );
 }
 
 #[test]
@@ -820,7 +1044,10 @@ fn events_stats_schema_and_stream() {
     let cpu = &d["cpu"]["usage"];
     assert!(cpu["total"].as_u64().unwrap() > 0);
     assert!(cpu["kernel"].is_u64() && cpu["user"].is_u64());
-    assert!(!cpu["percpu"].as_array().unwrap().is_empty());
+    if !host().on_v2("cpu") {
+        // cpuacct.usage_percpu; cgroup v2 has no per-CPU usage.
+        assert!(!cpu["percpu"].as_array().unwrap().is_empty());
+    }
     assert!(d["cpu"]["throttling"]["periods"].as_u64().unwrap() > 0);
     assert!(d["cpu"]["throttling"]["throttledPeriods"].as_u64().unwrap() > 0);
     let mem = &d["memory"];
@@ -830,10 +1057,15 @@ fn events_stats_schema_and_stream() {
     for k in ["swap", "kernel", "kernelTCP"] {
         assert!(mem[k]["limit"].is_u64(), "memory.{k}: {mem}");
     }
-    assert!(
-        mem["raw"]["total_rss"].is_u64() || mem["raw"]["rss"].is_u64(),
-        "{mem}"
-    );
+    // memory.stat as the kernel names it: v1 rss/total_rss, v2 anon.
+    let rss = if host().on_v2("memory") {
+        &mem["raw"]["anon"]
+    } else if mem["raw"]["total_rss"].is_u64() {
+        &mem["raw"]["total_rss"]
+    } else {
+        &mem["raw"]["rss"]
+    };
+    assert!(rss.is_u64(), "{mem}");
     assert_eq!(d["pids"], json!({"current": 2, "limit": 20}));
     assert!(!d["cpuset"]["cpus"].as_array().unwrap().is_empty());
     assert!(d["cpuset"]["mems"].is_array());
@@ -919,7 +1151,6 @@ fn error_paths_are_one_clear_line() {
             &["update", "--cpu-period", "-5"],
             "invalid value for cpu-period",
         ),
-        (&["update", "--cpu-share", "1"], "cpu-shares"),
         (
             &["update", "--pids-limit", "ten"],
             "invalid value \"ten\" for flag -pids-limit",
@@ -948,6 +1179,14 @@ fn error_paths_are_one_clear_line() {
         a.push(&r.id);
         one_line_error(&env, &a, want);
     }
+    // cpu shares below v1's minimum of 2: v1 refuses them (runc reads the kernel's clamped
+    // value back and fails the same way); v2 maps every value up to 2 to cpu.weight 1.
+    if host().on_v2("cpu") {
+        env.ok(&["update", "--cpu-share", "1", &r.id]);
+        assert_eq!(r.cg_read("cpu", "cpu.weight"), "1");
+    } else if host().has("cpu") {
+        one_line_error(&env, &["update", "--cpu-share", "1", &r.id], "cpu-shares");
+    }
     // Nothing was changed by the failures; kernel-memory is accepted (and ignored) like runc.
     let out = env.rt(&["update", "--kernel-memory", "10m", &r.id]);
     assert!(out.status.success());
@@ -974,6 +1213,7 @@ fn v2_subset_in_private_mount_ns() {
     cmd.args([
         "--exact",
         "v2_subset_inner",
+        "--ignored",
         "--nocapture",
         "--test-threads=1",
     ])
@@ -1019,9 +1259,10 @@ fn pure_v2_view() {
 }
 
 #[test]
+#[ignore = "run by its outer test in a private mount namespace"]
 fn v2_subset_inner() {
     if std::env::var_os(V2_INNER).is_none() {
-        return;
+        skip!("only inside the private mount namespace v2_subset_in_private_mount_ns makes");
     }
     pure_v2_view();
     let controllers = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap();

@@ -29,11 +29,12 @@ fn v1_layout(test: &str) -> Option<Layout> {
     if skip_unless_root(test) {
         return None;
     }
-    let l = Layout::detect().expect("detect layout");
-    if l.mode == CgroupMode::V2 {
-        eprintln!("skipping {test}: pure cgroup v2 host");
+    if host().is_v2() {
+        probe::report_skip("pure cgroup v2 host (no v1 hierarchy)");
         return None;
     }
+    let l = Layout::detect().expect("detect layout");
+    assert_ne!(l.mode, CgroupMode::V2, "the probe says v1 or hybrid");
     Some(l)
 }
 
@@ -603,8 +604,7 @@ fn cgroups_v1_missing_controller_is_an_error_and_leaves_nothing() {
         return;
     };
     if layout.v1_mount("net_cls").is_some() {
-        eprintln!("skipping: this host has net_cls");
-        return;
+        skip!("this host has net_cls: no missing v1 controller to ask for");
     }
     let path = unique_path("nonet");
     let mut mgr = manager(&path);
@@ -664,8 +664,7 @@ fn cgroups_v1_hybrid_hugetlb_goes_to_cgroup2() {
         .map(|c| c.split_whitespace().any(|c| c == "hugetlb"))
         .unwrap_or(false);
     if !hugetlb_on_v2 || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
-        eprintln!("skipping: no hybrid host with hugetlb only on cgroup2 and 2MB pages");
-        return;
+        skip!("not a hybrid host with hugetlb only on cgroup2 and 2MB pages");
     }
     let mut g = Guard::new(manager(&format!("{}/h", unique_path("huge"))));
     let r = LinuxResourcesBuilder::default()
@@ -768,8 +767,7 @@ fn cgroups_v1_cpuset_fills_an_empty_preexisting_parent() {
         return;
     };
     let Some(cs) = layout.v1_mount("cpuset") else {
-        eprintln!("skipping: no cpuset hierarchy");
-        return;
+        skip!("no v1 cpuset hierarchy");
     };
     let top = unique_path("cpusetpre");
     // Another runtime made this directory but has not set cpus/mems yet.

@@ -471,3 +471,51 @@ fn tty_over_console_socket() {
     wait_gone(pid);
     assert!(Path::new(&sock).exists());
 }
+
+/// `exec --cgroup SUB`: the process runs in SUB below the container's cgroup, in every
+/// hierarchy the host has (pure v2: the one); a SUB that does not exist is one clear error.
+/// `delete` removes the sub-cgroup with the container's (runc removes them recursively).
+#[test]
+fn exec_into_a_sub_cgroup() {
+    require_root!();
+    let env = Env::new();
+    let (b, id) = running(&env, sleeper());
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(&id).join("state.json")).unwrap())
+            .unwrap();
+    let dirs: Vec<std::path::PathBuf> = st["cgroup"]["hierarchies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["dir"].as_str().unwrap().into())
+        .collect();
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        std::fs::create_dir(d.join("sub")).unwrap();
+        // A new v1 cpuset cgroup starts with no cpus and mems and takes no task until it has
+        // some (as with runc, whoever makes the sub-cgroup sets them).
+        if !d.join("cgroup.controllers").exists() {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = std::fs::read_to_string(d.join(f)) {
+                    std::fs::write(d.join("sub").join(f), v.trim()).unwrap();
+                }
+            }
+        }
+    }
+    let o = env.rt(&["exec", "--cgroup", "sub", &id, "cat", "/proc/self/cgroup"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let lines: Vec<String> = out(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), host().proc_cgroup_lines, "{lines:?}");
+    for l in &lines {
+        assert!(
+            l.ends_with(&format!("/{id}/sub")),
+            "not in the sub-cgroup: {l}"
+        );
+    }
+    let o = env.rt(&["exec", "--cgroup", "nope", &id, "true"]);
+    assert_eq!(o.status.code(), Some(255));
+    assert_one_line_error(&err(&o));
+    assert!(err(&o).contains("nope"), "{}", err(&o));
+    env.ok(&["delete", "--force", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}

@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::path::Path;
 
 /// `echo ok-NAME` if the command succeeds, `fail-NAME` if not.
 fn probe(name: &str, cmd: &str) -> String {
@@ -243,11 +242,18 @@ fn special_filesystems() {
 fn cgroup_mount_content() {
     require_root!();
     let env = Env::new();
-    let pure_v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let pure_v2 = host().is_v2();
+    // v2: the memory limit shows in memory.max where the host has the memory controller.
+    let v2_mem = host().has("memory");
     for cgroupns in [true, false] {
         let script = if pure_v2 {
-            "cat /sys/fs/cgroup/cgroup.procs; echo '== ls'; ls /sys/fs/cgroup; echo '== mi'; cat /proc/self/mountinfo; "
-                .to_string()
+            [
+                "cat /sys/fs/cgroup/cgroup.procs; echo '== mem';",
+                "cat /sys/fs/cgroup/memory.max; echo '== ls'; ls /sys/fs/cgroup;",
+                &probe("cg-write", "mkdir /sys/fs/cgroup/x"),
+                "echo '== mi'; cat /proc/self/mountinfo",
+            ]
+            .concat()
         } else {
             [
                 "cat /sys/fs/cgroup/pids/cgroup.procs; echo '== mem';",
@@ -276,16 +282,23 @@ fn cgroup_mount_content() {
         let procs: Vec<&str> = out.lines().take_while(|l| !l.starts_with("==")).collect();
         assert!(procs.contains(&"1"), "cgroupns={cgroupns}: {out}");
         let ls = &s["ls"];
+        let mi = &s["mi"];
+        // Read-only: nothing can be created in it.
+        assert!(out.contains("fail-cg-write"), "{out}");
         if pure_v2 {
             assert!(ls.contains("cgroup.procs"), "{ls}");
+            if v2_mem {
+                assert_eq!(s["mem"].lines().next(), Some("67108864"), "{out}");
+            }
+            let m = mount_at(mi, "/sys/fs/cgroup");
+            assert_eq!(m.fstype, "cgroup2", "{out}");
+            assert!(m.has_opt("ro"), "{out}");
         } else {
             assert_eq!(s["mem"].lines().next(), Some("67108864"), "{out}");
             for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
                 let name = h.file_name().to_string_lossy().into_owned();
                 assert!(ls.lines().any(|l| l == name), "{name} missing: {ls}");
             }
-            assert!(out.contains("fail-cg-write"), "{out}");
-            let mi = &s["mi"];
             assert!(mount_at(mi, "/sys/fs/cgroup/pids").has_opt("ro"));
             assert_eq!(mount_at(mi, "/sys/fs/cgroup/memory").fstype, "cgroup");
         }

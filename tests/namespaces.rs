@@ -127,10 +127,10 @@ impl Drop for NetNs {
 #[test]
 fn join_ip_netns() {
     require_root!();
-    if std::process::Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("skipped: no ip(8)");
-        return;
-    }
+    skip_unless!(
+        std::process::Command::new("ip").arg("-V").output().is_ok(),
+        "no ip(8) (iproute2 not installed)"
+    );
     let env = Env::new();
     let name = unique("rrt-netns");
     let st = std::process::Command::new("ip")

@@ -193,19 +193,29 @@ fn rlimits() {
     ] {
         assert!(norm.iter().any(|l| l == want), "{want:?} missing:\n{out}");
     }
+}
 
+/// A hard NOFILE above the caller's own: allowed with CAP_SYS_RESOURCE (up to fs.nr_open, the
+/// kernel's ceiling for everyone), refused with a `process.rlimits` error without it.
+#[test]
+fn rlimit_nofile_above_the_callers_hard_limit() {
+    require_root!();
+    let env = Env::new();
     let (_, hard) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
-    if hard < 1 << 30 {
-        let raise = hard + 1024;
-        let mut cfg = base_config(&["sh", "-c", "ulimit -Hn"]);
-        cfg["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": raise}]);
-        if have_cap(Capability::CAP_SYS_RESOURCE) {
-            assert_eq!(env.run_ok(&cfg), format!("{raise}\n"));
-        } else {
-            let err = env.create_fails(&cfg);
-            assert!(err.contains("process.rlimits"), "{err}");
-        }
+    let raise = (hard + 1024).min(host().nr_open);
+    skip_unless!(
+        raise > hard,
+        "the caller's hard NOFILE ({hard}) is already fs.nr_open"
+    );
+    let mut cfg = base_config(&["sh", "-c", "ulimit -Hn"]);
+    cfg["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": raise}]);
+    // CAP_SYS_RESOURCE: capability 24.
+    if host().cap_in_bounding(24) && have_cap(Capability::CAP_SYS_RESOURCE) {
+        assert_eq!(env.run_ok(&cfg), format!("{raise}\n"));
+    } else {
+        let err = env.create_fails(&cfg);
+        assert!(err.contains("process.rlimits"), "{err}");
     }
 }
 
@@ -468,10 +478,10 @@ fn run_preserve_fds() {
 #[test]
 fn session_keyring_and_no_new_keyring() {
     require_root!();
-    if !Path::new("/proc/keys").exists() {
-        eprintln!("skipped: no /proc/keys (kernel without keyrings)");
-        return;
-    }
+    skip_unless!(
+        Path::new("/proc/keys").exists(),
+        "no /proc/keys (kernel without keyrings)"
+    );
     let env = Env::new();
     let mut cfg = base_config(&["cat", "/proc/keys"]);
     cfg["linux"]["maskedPaths"] = json!([]);

@@ -287,10 +287,10 @@ fn cwd_through_proc_fd_is_refused() {
 #[test]
 fn apparmor_profile_without_apparmor_is_a_clear_error() {
     require_root!();
-    if std::path::Path::new("/sys/module/apparmor/parameters/enabled").exists() {
-        eprintln!("skipped: AppArmor present");
-        return;
-    }
+    skip_unless!(
+        !host().apparmor,
+        "AppArmor is enabled here (apparmor_profile_is_applied covers this host)"
+    );
     let (code, _, err) = run_with(&["true"], |c| {
         c["process"]["apparmorProfile"] = json!("docker-default")
     });
@@ -299,13 +299,32 @@ fn apparmor_profile_without_apparmor_is_a_clear_error() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
+/// With AppArmor: the profile is what the container's process runs under, and a profile the
+/// kernel does not know is one clear error (the kernel refuses the `exec` request).
+#[test]
+fn apparmor_profile_is_applied() {
+    require_root!();
+    skip_unless!(host().apparmor, "AppArmor is not enabled on this host");
+    let (code, out, err) = run_with(&["cat", "/proc/self/attr/current"], |c| {
+        c["process"]["apparmorProfile"] = json!("unconfined")
+    });
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "unconfined");
+    let (code, _, err) = run_with(&["true"], |c| {
+        c["process"]["apparmorProfile"] = json!("rruntime-test-no-such-profile")
+    });
+    assert_ne!(code, 0);
+    assert!(err.contains("rruntime-test-no-such-profile"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
 #[test]
 fn selinux_label_without_selinux_is_ignored() {
     require_root!();
-    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
-        eprintln!("skipped: SELinux present");
-        return;
-    }
+    skip_unless!(
+        !host().selinux,
+        "SELinux is enabled here: labels would need a loaded policy"
+    );
     let (code, out, _) = run_with(&["echo", "ran"], |c| {
         c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
         c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");

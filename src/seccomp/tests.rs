@@ -537,7 +537,7 @@ fn too_long_is_an_error() {
 }
 
 #[test]
-fn fixtures_compile_small_and_fast() {
+fn fixtures_compile_small() {
     for name in ["docker-default.json", "containerd-default.json"] {
         let p = fixture(name);
         let f = compile(&p).unwrap();
@@ -553,22 +553,7 @@ fn fixtures_compile_small_and_fast() {
                 "{name}: {s} is known but skipped"
             );
         }
-        let n = if cfg!(debug_assertions) { 20 } else { 2000 };
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(compile(std::hint::black_box(&p)).unwrap());
-        }
-        let per = t.elapsed() / n;
-        eprintln!(
-            "{name}: {} instructions, compiled in {per:?}",
-            f.program().len()
-        );
-        if !cfg!(debug_assertions) {
-            assert!(
-                per < std::time::Duration::from_micros(500),
-                "{name}: {per:?}"
-            );
-        }
+        eprintln!("{name}: {} instructions", f.program().len());
     }
 }
 

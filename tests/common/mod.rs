@@ -5,6 +5,7 @@
 
 pub mod probe;
 
+#[allow(unused_imports)]
 pub use probe::host;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -333,25 +334,31 @@ pub fn processes_in(dir: &Path) -> Vec<i32> {
     v
 }
 
-/// Cgroup directories named `id` anywhere under /sys/fs/cgroup (depth-limited walk).
+/// Cgroup directories named `id` anywhere under /sys/fs/cgroup.
 pub fn find_cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    cgroup_dirs_where(|name| name == id)
+}
+
+/// Cgroup directories whose name satisfies `f`, anywhere under /sys/fs/cgroup: every
+/// hierarchy, every depth (nested `cgroupsPath`s and systemd slices go deep). Entries are not
+/// followed through symlinks, so the walk ends.
+pub fn cgroup_dirs_where(f: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    fn walk(d: &Path, id: &str, depth: usize, out: &mut Vec<PathBuf>) {
-        if depth > 6 {
-            return;
-        }
-        let Ok(rd) = std::fs::read_dir(d) else { return };
+    let mut todo = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 let p = e.path();
-                if e.file_name().to_string_lossy() == id {
+                if f(&e.file_name().to_string_lossy()) {
                     out.push(p.clone());
                 }
-                walk(&p, id, depth + 1, out);
+                todo.push(p);
             }
         }
     }
-    walk(Path::new("/sys/fs/cgroup"), id, 0, &mut out);
     out
 }
 

@@ -81,6 +81,9 @@ pub struct Host {
     pub hugepage_sizes: Vec<u64>,
     /// Online CPUs (from sched_getaffinity of this process).
     pub cpus: usize,
+    /// Lines of /proc/self/cgroup: one per v1 hierarchy (named ones too) plus `0::` where
+    /// cgroup2 is mounted (pure v2: just that one).
+    pub proc_cgroup_lines: usize,
 }
 
 /// The host, probed once.
@@ -177,21 +180,27 @@ impl Host {
 }
 
 /// Prints `SKIP <test>: <reason>` on stderr (libtest names each test's thread after the
-/// test). For helpers that cannot return from the test themselves: the caller returns after.
+/// test). Written to the stderr handle, not with `eprintln!`, which libtest captures and hides
+/// for passing tests: the line shows in every run. For helpers that cannot return from the
+/// test themselves: the caller returns after.
 pub fn report_skip(reason: &str) {
+    use std::io::Write;
     let t = std::thread::current();
-    eprintln!("SKIP {}: {reason}", t.name().unwrap_or("<unnamed test>"));
+    let line = format!("SKIP {}: {reason}\n", t.name().unwrap_or("<unnamed test>"));
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// `skip!("reason {}", x)`: prints `SKIP <test>: <reason>` and returns from the test.
 #[macro_export]
 macro_rules! skip {
     ($($arg:tt)+) => {{
-        eprintln!(
-            "SKIP {}: {}",
+        use std::io::Write as _;
+        let line = format!(
+            "SKIP {}: {}\n",
             std::thread::current().name().unwrap_or("<unnamed test>"),
             format_args!($($arg)+)
         );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
         return;
     }};
 }
@@ -326,7 +335,12 @@ fn probe() -> Host {
         .unwrap_or_default();
     hugepage_sizes.sort();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let proc_cgroup_lines = read("/proc/self/cgroup")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count();
     Host {
+        proc_cgroup_lines,
         root,
         cgroup_mode,
         unified,

@@ -279,23 +279,7 @@ pub fn init_pid(env: &Env, id: &str) -> i32 {
 
 /// Cgroup directories whose name starts with `prefix` (for the soak's growth checks).
 pub fn cgroup_dirs_with_prefix(prefix: &str) -> usize {
-    fn walk(d: &Path, prefix: &str, depth: usize, n: &mut usize) {
-        if depth > 6 {
-            return;
-        }
-        let Ok(rd) = std::fs::read_dir(d) else { return };
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                if e.file_name().to_string_lossy().starts_with(prefix) {
-                    *n += 1;
-                }
-                walk(&e.path(), prefix, depth + 1, n);
-            }
-        }
-    }
-    let mut n = 0;
-    walk(Path::new("/sys/fs/cgroup"), prefix, 0, &mut n);
-    n
+    crate::common::cgroup_dirs_where(|n| n.starts_with(prefix)).len()
 }
 
 /// Mounts whose mount point or source mentions `path`.
