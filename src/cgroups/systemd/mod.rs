@@ -601,6 +601,14 @@ pub(crate) fn new_state(
     layout: &super::Layout,
 ) -> Result<CgroupState> {
     let spec = UnitSpec::parse(cgroups_path, id, opts.rootless)?;
+    let user = opts.rootless && !nix::unistd::geteuid().is_root();
+    if !user && !Path::new("/run/systemd/system").is_dir() {
+        // sd_booted(3), as runc checks it.
+        return Err(CgroupError::unsupported(
+            "the systemd cgroup driver (--systemd-cgroup)",
+            "systemd is not running on this host (no /run/systemd/system)",
+        ));
+    }
     let v2 = match (&layout.v2, layout.mode) {
         (Some(u), CgroupMode::V2) => u,
         _ => {
@@ -610,7 +618,6 @@ pub(crate) fn new_state(
             ))
         }
     };
-    let user = opts.rootless && !nix::unistd::geteuid().is_root();
     // Rootless: the user manager's own cgroup is the root of its slices.
     let base = if user {
         let mut c = connect(true)?;
