@@ -15,6 +15,10 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use rruntime::cgroups::{CgroupManager, CgroupState};
 
+#[path = "../common/probe.rs"]
+pub mod probe;
+pub use probe::host;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// `/rruntime-test-<pid>-<n>-<tag>`: unique across parallel tests and test processes.
@@ -33,7 +37,7 @@ pub fn is_root() -> bool {
 /// Skips (returns true) unless the tests can touch real cgroups.
 pub fn skip_unless_root(what: &str) -> bool {
     if !is_root() {
-        eprintln!("skipping {what}: needs root");
+        probe::report_skip(&format!("{what}: needs root"));
         return true;
     }
     false

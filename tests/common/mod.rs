@@ -3,6 +3,9 @@
 //! own `--root` state directory, and check after every test that nothing leaked.
 #![allow(dead_code)]
 
+pub mod probe;
+
+pub use probe::host;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -30,8 +33,7 @@ pub fn can_run() -> bool {
 macro_rules! require_root {
     () => {
         if !$crate::common::can_run() {
-            eprintln!("skipped: needs root and {}", $crate::common::BUSYBOX);
-            return;
+            $crate::skip!("needs root and {}", $crate::common::BUSYBOX);
         }
     };
 }
