@@ -31,6 +31,13 @@
 //! backend (`v2/`), which enables the available controllers along the path in
 //! `cgroup.subtree_control`.
 //!
+//! # The systemd driver
+//!
+//! `--systemd-cgroup` on pure v2: [`systemd`] builds the state (the unit and its directory) and
+//! its manager starts a transient unit with the init's pid in [`CgroupManager::add_init`] (its
+//! [`CgroupManager::init_join_plan`] says so), then writes the files through the v2 backend.
+//! A state with [`CgroupState::systemd`] rebuilds that manager, whatever the flags.
+//!
 //! # Paths
 //!
 //! See [`path`]: absolute `linux.cgroupsPath` from each hierarchy root, relative from the runtime's
