@@ -6,7 +6,8 @@
 # `docker load`, and the flows from issue #5. `--ip-forward=false` too: nothing on the host
 # changes but the docker0 bridge, removed at exit.
 # Usage: docker.sh RUNTIME_BINARY      (e.g. target/release/rruntime or /usr/sbin/runc)
-# Env: VERBOSE=1, ONLY=REGEX, KEEP_LOGS=DIR (see lib.sh); DOCKER=path of the docker CLI.
+# Env: VERBOSE=1, ONLY=REGEX, KEEP_LOGS=DIR (see lib.sh); DOCKER=path of the docker CLI;
+# CGROUP_DRIVER=systemd for dockerd's systemd cgroup driver (the runtime gets --systemd-cgroup).
 # Exit status: 0 all passed, 1 a scenario failed, 2 usage, 77 dockerd cannot start here.
 . "$(dirname "$0")/lib.sh"
 lib_init docker "${1:-}"
@@ -29,7 +30,7 @@ ip link show docker0 >/dev/null 2>&1 && BRIDGE_EXISTED=1
 
 echo '{}' >"$T/daemon.json"
 start_daemon dockerd "$DOCKERD" --data-root "$T/data" --exec-root "$T/exec" -H "unix://$SOCK" \
-    --pidfile "$T/docker.pid" --add-runtime "rruntime=$RT" --exec-opt native.cgroupdriver=cgroupfs \
+    --pidfile "$T/docker.pid" --add-runtime "rruntime=$RT" --exec-opt native.cgroupdriver=${CGROUP_DRIVER:-cgroupfs} \
     --iptables=false --ip-masq=false --ip-forward=false --storage-driver "${STORAGE_DRIVER:-overlay2}" \
     --log-level info --config-file "$T/daemon.json"
 DOCKERD_PID=$DAEMON_PID

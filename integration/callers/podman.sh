@@ -4,7 +4,8 @@
 # file), the locally built busybox image loaded with `podman load`, and the flows from issue #5.
 # Networking is podman's default bridge network (netavark) with `-p 127.0.0.1:PORT:80`.
 # Usage: podman.sh RUNTIME_BINARY      (e.g. target/release/rruntime or /usr/sbin/runc)
-# Env: VERBOSE=1, ONLY=REGEX, KEEP_LOGS=DIR (see lib.sh).
+# Env: VERBOSE=1, ONLY=REGEX, KEEP_LOGS=DIR (see lib.sh); CGROUP_DRIVER=systemd for podman's
+# systemd cgroup manager (the runtime gets --systemd-cgroup).
 # Exit status: 0 all passed, 1 a scenario failed, 2 usage, 77 podman cannot run here.
 . "$(dirname "$0")/lib.sh"
 lib_init podman "${1:-}"
@@ -29,7 +30,7 @@ log_driver = "k8s-file"
 # itself runs conmon with a lower hard NPROC than the shell's).
 default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "${CGROUP_DRIVER:-cgroupfs}"
 events_logger = "file"
 events_logfile_path = "$T/events.log"
 runtime_supports_json = ["crun", "runc", "$RT_NAME"]

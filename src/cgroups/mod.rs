@@ -31,6 +31,13 @@
 //! backend (`v2/`), which enables the available controllers along the path in
 //! `cgroup.subtree_control`.
 //!
+//! # The systemd driver
+//!
+//! `--systemd-cgroup` on pure v2: [`systemd`] builds the state (the unit and its directory) and
+//! its manager starts a transient unit with the init's pid in [`CgroupManager::add_init`] (its
+//! [`CgroupManager::init_join_plan`] says so), then writes the files through the v2 backend.
+//! A state with [`CgroupState::systemd`] rebuilds that manager, whatever the flags.
+//!
 //! # Paths
 //!
 //! See [`path`]: absolute `linux.cgroupsPath` from each hierarchy root, relative from the runtime's
@@ -88,6 +95,7 @@ mod pids;
 mod rdma;
 mod remove;
 pub mod stats;
+pub mod systemd;
 pub mod unset;
 mod v1;
 pub mod v2;
@@ -161,6 +169,9 @@ pub struct CgroupState {
     /// Directories `create` made, parents first; `destroy` removes exactly these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created: Vec<PathBuf>,
+    /// The systemd driver's unit (`--systemd-cgroup`): systemd made the directory and removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::SystemdUnit>,
 }
 
 /// How a new process of the container gets into its cgroups without the kernel's global
@@ -174,6 +185,9 @@ pub struct JoinPlan {
     pub v2_dir: Option<PathBuf>,
     /// v1 `tasks` files the new process writes `0` into, with "best effort" (name=… hierarchies).
     pub v1_tasks: Vec<(PathBuf, bool)>,
+    /// The runtime puts the new process into its cgroup after the clone
+    /// ([`CgroupManager::add_init`]): the systemd driver's unit is made with the init's pid.
+    pub runtime_adds: bool,
 }
 
 impl JoinPlan {
@@ -197,7 +211,7 @@ impl JoinPlan {
     /// move itself into every v1 hierarchy (`joined`, from [`self_join`]) or the clone did not
     /// place it into the cgroup2 directory (`into_v2`).
     pub fn runtime_must_add(&self, joined: bool, into_v2: bool) -> bool {
-        !joined || (self.v2_dir.is_some() && !into_v2)
+        self.runtime_adds || !joined || (self.v2_dir.is_some() && !into_v2)
     }
 
     /// The plan without the v1 hierarchies whose container directory is one of `dirs` (those
@@ -238,6 +252,10 @@ pub fn self_join(p: &JoinPlan) -> std::io::Result<()> {
 /// a state `delete --force` can clean.
 pub fn planned_dirs(st: &CgroupState) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
+    if st.systemd.is_some() {
+        // systemd makes (and removes) the unit's directory.
+        return out;
+    }
     for h in &st.hierarchies {
         let mut missing = Vec::new();
         let mut d = h.dir.as_path();
@@ -274,6 +292,15 @@ pub trait CgroupManager {
     }
     /// Moves `pid` into the cgroup(s) (container init on v1/hybrid, every `exec`'d process).
     fn add_task(&self, pid: i32) -> Result<()>;
+    /// How the container's init gets into its cgroup (`create`).
+    fn init_join_plan(&self) -> JoinPlan {
+        join_plan(&self.state())
+    }
+    /// Puts the container's init into its cgroup when the clone could not
+    /// ([`JoinPlan::runtime_must_add`]); the systemd driver starts its unit here.
+    fn add_init(&mut self, pid: i32) -> Result<()> {
+        self.add_task(pid)
+    }
     /// Applies resources to an existing cgroup (`update`).
     fn apply(&self, resources: &LinuxResources) -> Result<()>;
     /// Every pid in the cgroup (recursively).
@@ -348,6 +375,11 @@ pub fn new_manager(
     id: &str,
     opts: &CgroupOptions,
 ) -> Result<Box<dyn CgroupManager>> {
+    if opts.systemd {
+        let layout = Layout::detect()?;
+        let st = systemd::new_state(cgroups_path, id, opts, &layout)?;
+        return Ok(Box::new(systemd::Manager::new(st, opts.clone())));
+    }
     let path = CgroupPath::parse(cgroups_path, id, opts)?;
     let layout = Layout::detect()?;
     new_manager_in(&layout, &path, opts)
@@ -385,6 +417,9 @@ pub fn from_state(st: &CgroupState, opts: &CgroupOptions) -> Result<Box<dyn Cgro
 }
 
 fn from_resolved(st: CgroupState, opts: &CgroupOptions) -> Box<dyn CgroupManager> {
+    if st.systemd.is_some() {
+        return Box::new(systemd::Manager::new(st, opts.clone()));
+    }
     match st.mode {
         CgroupMode::V2 => Box::new(v2::Manager::new(st, opts.clone())),
         CgroupMode::V1 | CgroupMode::Hybrid => Box::new(v1::Manager::new(st, opts.clone())),
@@ -431,5 +466,6 @@ pub fn resolve(
         mode: layout.mode,
         hierarchies,
         created: Vec::new(),
+        systemd: None,
     })
 }

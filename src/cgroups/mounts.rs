@@ -105,6 +105,7 @@ mod tests {
                 },
             ],
             created: vec![],
+            systemd: None,
         }
     }
 

@@ -11,8 +11,8 @@
 //! Paths are cleaned lexically first (runc's `CleanPath`): `.` and `..` are resolved, a relative
 //! path can never climb above its base, an absolute one never above the hierarchy root.
 //! `slice:prefix:name` is the systemd driver's form; without `--systemd-cgroup` it is rejected
-//! (runc would silently create a directory of that name), and the systemd driver itself is not
-//! implemented yet.
+//! (runc would silently create a directory of that name); the systemd driver reads it (see
+//! [`super::systemd`]).
 
 use std::path::{Path, PathBuf};
 
@@ -33,15 +33,9 @@ impl CgroupPath {
     pub fn parse(cgroups_path: Option<&str>, id: &str, opts: &CgroupOptions) -> Result<CgroupPath> {
         let given = cgroups_path.filter(|p| !p.is_empty());
         if opts.systemd {
-            if let Some(p) = given {
-                if !is_systemd_form(p) {
-                    return Err(CgroupError::msg(format!(
-                        "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {p:?} instead"
-                    )));
-                }
-            }
+            // The systemd driver reads its own form (`super::systemd::UnitSpec`).
             return Err(CgroupError::msg(
-                "systemd cgroup driver is not supported yet (run without --systemd-cgroup)",
+                "internal: a systemd cgroupsPath is parsed by the systemd driver",
             ));
         }
         let raw = match given {
@@ -191,14 +185,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("requires --systemd-cgroup"), "{e}");
-        let sd = CgroupOptions {
-            systemd: true,
-            ..Default::default()
-        };
-        let e = CgroupPath::parse(Some("system.slice:docker:abc"), "c", &sd).unwrap_err();
-        assert!(e.to_string().contains("not supported yet"), "{e}");
-        let e = CgroupPath::parse(Some("/abs"), "c", &sd).unwrap_err();
-        assert!(e.to_string().contains("slice:prefix:name"), "{e}");
     }
 
     #[test]

@@ -303,7 +303,7 @@ fn create_inner(
 
     let idmapped_fds = prep.idmapped.raw();
     let (parent_ch, child_ch) = sync::pair()?;
-    let join = cgroups::join_plan(&state.cgroup);
+    let join = cg.init_join_plan();
     let v2_fd = join.open_v2_dir()?;
     let cfg = InitConfig {
         id: o.id,
@@ -432,7 +432,8 @@ fn create_inner(
         pid
     };
     if need_add_task {
-        cg.add_task(init_pid)?;
+        // (The systemd driver starts its unit here, with the init's pid.)
+        cg.add_init(init_pid)?;
     }
     if two_step {
         record_init(&mut state, init_pid)?;

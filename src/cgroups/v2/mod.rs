@@ -17,6 +17,7 @@ pub(crate) mod unified;
 
 pub use cpu::shares_to_weight;
 pub use io::blkio_weight_to_io_weight;
+pub(crate) use memory::swap_v2 as memory_swap_v2;
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -113,6 +114,19 @@ impl Manager {
             unified::apply(dir, u)?;
         }
         Ok(())
+    }
+}
+
+impl Manager {
+    /// The systemd driver: the unit's directory exists (systemd made it and applied the unit
+    /// properties); enable the controllers along the path as `create` does and write every
+    /// resource and the device filter, next to systemd's own (so `fresh`: nothing is detached).
+    pub(crate) fn adopt(&self, r: &LinuxResources) -> Result<()> {
+        let target = self.device_target(r, true)?;
+        let h = self.hier()?;
+        let avail = controllers::available(&h.mount_point).unwrap_or_default();
+        controllers::enable(&h.mount_point, &h.dir, &avail, false)?;
+        self.set(r, target.as_ref(), true)
     }
 }
 
