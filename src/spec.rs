@@ -100,11 +100,13 @@ pub fn has_ns(spec: &Spec, t: LinuxNamespaceType) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
 }
 
-/// `ociVersion`: SemVer 2.0.0 with major version 1 (the runtime-spec keeps compatibility
-/// within a major version). An absent (empty) version is tolerated, as runc does.
+/// `ociVersion` (REQUIRED by the runtime-spec): SemVer 2.0.0 with major version 1 (the
+/// runtime-spec keeps compatibility within a major version).
 fn validate_oci_version(v: &str) -> Result<()> {
     if v.is_empty() {
-        return Ok(());
+        return Err(Error::config(
+            "ociVersion: the field is required (the runtime-spec version the bundle complies with)",
+        ));
     }
     let bad = |why: &str| Err(Error::config(format!("ociVersion: {v:?} {why}")));
     let core = v.split(['-', '+']).next().unwrap_or("");
@@ -233,8 +235,47 @@ pub fn validate(spec: &Spec) -> Result<()> {
         }
     }
     crate::rootfs::idmap::validate(spec)?;
+    validate_hooks(spec)?;
     if let Some(p) = spec.process() {
         validate_process(p)?;
+    }
+    Ok(())
+}
+
+/// Hook paths must be absolute (runtime-spec: "`path` … MUST be absolute"): a relative one is
+/// refused at `create`, never looked up in the runtime's `PATH` or cwd.
+#[allow(deprecated)]
+fn validate_hooks(spec: &Spec) -> Result<()> {
+    let Some(h) = spec.hooks() else {
+        return Ok(());
+    };
+    for (kind, list) in [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ] {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            if !hook.path().is_absolute() {
+                return Err(Error::config(format!(
+                    "hooks.{kind}[{i}].path: {:?} is not an absolute path",
+                    hook.path()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A NUL byte cannot reach execve: an entry holding one is refused by name (dropping it would
+/// shift argv, or lose a variable).
+fn refuse_nul(field: &str, list: Option<&Vec<String>>) -> Result<()> {
+    for (i, s) in list.into_iter().flatten().enumerate() {
+        if s.contains('\0') {
+            return Err(Error::config(format!("{field}[{i}]: contains a NUL byte")));
+        }
     }
     Ok(())
 }
@@ -245,6 +286,8 @@ pub fn validate_process(p: &Process) -> Result<()> {
         Some(a) if !a.is_empty() && !a[0].is_empty() => {}
         _ => return Err(Error::config("process.args: args must not be empty")),
     }
+    refuse_nul("process.args", p.args().as_ref())?;
+    refuse_nul("process.env", p.env().as_ref())?;
     let cwd = p.cwd();
     if !cwd.is_absolute() {
         return Err(Error::config(format!(
@@ -345,12 +388,11 @@ mod tests {
             "1.2.0",
             "1.1.0+dev",
             "1.0.0-rc.1+build.5",
-            "",
         ] {
             assert!(validate_oci_version(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "invalid", "1.0", "2.0.0", "0.9.0", "1.0.x", "01.0.0", "1.0.0-", "1..0",
+            "invalid", "1.0", "2.0.0", "0.9.0", "1.0.x", "01.0.0", "1.0.0-", "1..0", "",
         ] {
             assert!(validate_oci_version(bad).is_err(), "{bad}");
         }
@@ -394,9 +436,9 @@ mod tests {
 
     #[test]
     fn process_checks() {
-        let j = r#"{"root":{"path":"r"},"process":{"user":{"uid":0,"gid":0},"args":[],"cwd":"/"}}"#;
+        let j = r#"{"ociVersion":"1.0.2","root":{"path":"r"},"process":{"user":{"uid":0,"gid":0},"args":[],"cwd":"/"}}"#;
         assert!(spec(j).unwrap_err().to_string().contains("args"));
-        let j = r#"{"root":{"path":"r"},"process":{"user":{"uid":0,"gid":0},"args":["a"],"cwd":"rel"}}"#;
+        let j = r#"{"ociVersion":"1.0.2","root":{"path":"r"},"process":{"user":{"uid":0,"gid":0},"args":["a"],"cwd":"rel"}}"#;
         assert!(spec(j).unwrap_err().to_string().contains("cwd"));
     }
 

@@ -92,6 +92,7 @@ pub mod mounts;
 pub mod oom;
 pub mod path;
 mod pids;
+mod precheck;
 mod rdma;
 mod remove;
 pub mod stats;
@@ -112,6 +113,7 @@ pub use error::{CgroupError, Result};
 pub use mounts::CgroupMount;
 pub use oom::{OomEvent, OomEvents};
 pub use path::CgroupPath;
+pub use precheck::check_new_container_cgroup;
 pub use stats::Stats;
 
 /// Options from the command line that shape cgroup handling.

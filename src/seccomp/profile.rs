@@ -198,12 +198,24 @@ fn filter_archs(native: Arch, listed: Option<&Vec<OciArch>>) -> (Vec<Arch>, Vec<
     (archs, ignored)
 }
 
+/// Syscalls a NOTIFY rule may not cover (as runc refuses `write`): the container's init makes
+/// them itself between loading the filter and execve — before the agent can even hold the
+/// listener (`sendmsg` hands it over, `sendto` reports ready) or while `start`/`run` waits
+/// (`write` of the exec fifo) — so an agent that does not answer would hang the runtime.
+const NOTIFY_REFUSED: &[&str] = &["write", "sendmsg", "sendto"];
+
 pub fn plan(seccomp: &LinuxSeccomp, native: Arch) -> Result<Plan, SeccompError> {
     let default = action_value(
         seccomp.default_action(),
         seccomp.default_errno_ret(),
         &|| "defaultAction".to_string(),
     )?;
+    if default == SECCOMP_RET_USER_NOTIF {
+        return Err(SeccompError::Invalid {
+            what: "linux.seccomp.defaultAction".into(),
+            msg: "SCMP_ACT_NOTIFY cannot be used as default action".into(),
+        });
+    }
     let (arch_list, ignored_archs) = filter_archs(native, seccomp.architectures().as_ref());
     let mut archs: Vec<ArchPlan> = arch_list
         .iter()
@@ -265,6 +277,12 @@ pub fn plan(seccomp: &LinuxSeccomp, native: Arch) -> Result<Plan, SeccompError> 
         }
         if keep && action == SECCOMP_RET_USER_NOTIF {
             listener = true;
+            if let Some(n) = names.iter().find(|n| NOTIFY_REFUSED.contains(&n.as_str())) {
+                return Err(SeccompError::Invalid {
+                    what: what(),
+                    msg: format!("SCMP_ACT_NOTIFY cannot be used for the {n} syscall"),
+                });
+            }
         }
 
         for name in names {

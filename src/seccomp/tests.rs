@@ -457,6 +457,15 @@ fn validation_errors() {
                 {"names": ["read"], "action": "SCMP_ACT_NOTIFY"}]}),
             "seccomp: linux.seccomp.listenerPath: must be set when SCMP_ACT_NOTIFY is used",
         ),
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x", "syscalls": [
+                {"names": ["mkdir", "write"], "action": "SCMP_ACT_NOTIFY"}]}),
+            "seccomp: syscall \"mkdir\" (linux.seccomp.syscalls[0]): SCMP_ACT_NOTIFY cannot be used for the write syscall",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/x"}),
+            "seccomp: linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be used as default action",
+        ),
     ];
     for (p, want) in cases {
         let e = compile(&profile(p)).unwrap_err();
@@ -658,7 +667,13 @@ fn random_action(r: &mut Rng) -> serde_json::Value {
 }
 
 fn random_profile(r: &mut Rng) -> serde_json::Value {
-    let d = random_action(r);
+    // NOTIFY is refused as the default action (it would cover `write`).
+    let d = loop {
+        let d = random_action(r);
+        if d["action"] != "SCMP_ACT_NOTIFY" {
+            break d;
+        }
+    };
     let mut p = json!({"defaultAction": d["action"], "listenerPath": "/x"});
     if let Some(e) = d.get("errnoRet") {
         p["defaultErrnoRet"] = e.clone();
@@ -673,7 +688,14 @@ fn random_profile(r: &mut Rng) -> serde_json::Value {
     let mut syscalls = Vec::new();
     for _ in 0..r.below(12) {
         let mut e = random_action(r);
-        let names: Vec<&str> = (0..r.below(3) + 1).map(|_| *r.pick(POOL)).collect();
+        let mut names: Vec<&str> = (0..r.below(3) + 1).map(|_| *r.pick(POOL)).collect();
+        if e["action"] == "SCMP_ACT_NOTIFY" {
+            // A NOTIFY rule may not cover `write` (refused like runc does).
+            names.retain(|n| *n != "write");
+            if names.is_empty() {
+                names.push("mkdir");
+            }
+        }
         e["names"] = json!(names);
         let args: Vec<serde_json::Value> = (0..r.below(4))
             .map(|_| {

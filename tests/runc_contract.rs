@@ -1,0 +1,298 @@
+//! runc's contract, edge by edge (issue 17, and issue 22 item 11): every test names its item
+//! and checks what runc does — refusals with runc's words, no hang, nothing left behind.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs `c` with output through files and a bound: `None` when it did not finish in `secs`
+/// (it is then killed), else (exit code, stdout, stderr).
+fn bounded(env: &Env, mut c: Command, secs: u64) -> Option<(Option<i32>, String, String)> {
+    let n = unique("out");
+    let (op, ep) = (
+        env.tmp.join(format!("{n}.o")),
+        env.tmp.join(format!("{n}.e")),
+    );
+    c.stdout(std::fs::File::create(&op).unwrap())
+        .stderr(std::fs::File::create(&ep).unwrap());
+    let mut child = ChildGuard::new(c.spawn().unwrap());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.0.as_mut().unwrap().try_wait().unwrap() {
+            child.0 = None;
+            break Some(st);
+        }
+        if std::time::Instant::now() >= end {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(child);
+    let st = status?;
+    Some((
+        st.code(),
+        std::fs::read_to_string(&op).unwrap_or_default(),
+        std::fs::read_to_string(&ep).unwrap_or_default(),
+    ))
+}
+
+/// The v1 hierarchy of `controller` mounted at /sys/fs/cgroup/<controller>, if this host has one.
+fn v1_hierarchy(controller: &str) -> Option<PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mi.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let mut post = post.split(' ');
+        if post.next()? != "cgroup" {
+            return None;
+        }
+        let opts = post.nth(1)?;
+        let mp = pre.split(' ').nth(4)?;
+        opts.split(',')
+            .any(|o| o == controller)
+            .then(|| PathBuf::from(mp))
+    })
+}
+
+/// Where a pure cgroup2 host mounts its tree (None on v1/hybrid hosts).
+fn v2_unified_root() -> Option<PathBuf> {
+    let p = Path::new("/sys/fs/cgroup/cgroup.controllers");
+    p.exists().then(|| PathBuf::from("/sys/fs/cgroup"))
+}
+
+/// A cgroup made by the test (freezer or cgroup2), thawed and removed on drop.
+struct TestCgroup {
+    dir: PathBuf,
+    v2: bool,
+}
+
+impl TestCgroup {
+    fn freeze(&self) {
+        if self.v2 {
+            std::fs::write(self.dir.join("cgroup.freeze"), "1").unwrap();
+        } else {
+            std::fs::write(self.dir.join("freezer.state"), "FROZEN").unwrap();
+        }
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        if self.v2 {
+            let _ = std::fs::write(self.dir.join("cgroup.freeze"), "0");
+        } else {
+            let _ = std::fs::write(self.dir.join("freezer.state"), "THAWED");
+        }
+        // Whatever an old runtime left inside: killed, then the directory removed.
+        let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = wait_until_quiet(&self.dir);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn wait_until_quiet(dir: &Path) -> bool {
+    for _ in 0..200 {
+        if std::fs::read_to_string(dir.join("cgroup.procs")).map_or(true, |s| s.trim().is_empty()) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+// issue 17 item 1
+#[test]
+fn item01_create_into_frozen_cgroup_is_refused_not_hung() {
+    require_root!();
+    let env = Env::new();
+    let name = unique("rrt-frozen");
+    let cg = if let Some(freezer) = v1_hierarchy("freezer") {
+        TestCgroup {
+            dir: freezer.join(&name),
+            v2: false,
+        }
+    } else if let Some(root) = v2_unified_root() {
+        TestCgroup {
+            dir: root.join(&name),
+            v2: true,
+        }
+    } else {
+        eprintln!("SKIP neither a v1 freezer nor a cgroup2 tree here");
+        return;
+    };
+    let _cleanup_others = RemoveCgroupsOnDrop(name.clone());
+    std::fs::create_dir(&cg.dir).unwrap();
+    cg.freeze();
+    let mut cfg = base_config(&["sleep", "1000"]);
+    cfg["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    let b = env.bundle(&cfg);
+    for verb in [&["run", "-d"][..], &["create"][..]] {
+        let id = env.id();
+        let mut args: Vec<&str> = verb.to_vec();
+        args.extend(["--bundle", b.path(), &id]);
+        let r = bounded(&env, env.cmd(&args), 20);
+        let (code, _, err) = r.unwrap_or_else(|| panic!("{verb:?} into a frozen cgroup hung"));
+        assert_ne!(code, Some(0), "{verb:?} succeeded into a frozen cgroup");
+        assert_one_line_error(&err);
+        assert!(
+            err.contains("container's cgroup unexpectedly frozen"),
+            "{err}"
+        );
+        assert!(!env.root.join(&id).exists(), "state of {id} left");
+    }
+    // Thawed, the same cgroup takes the container.
+    drop(cg);
+}
+
+// issue 22 item 11 (replaces issue 17 item 12's warning: runc >= 1.2 refuses)
+#[test]
+fn issue22_item11_nonempty_container_cgroup_is_refused() {
+    require_root!();
+    let env = Env::new();
+    let name = unique("rrt-shared");
+    let _cleanup = RemoveCgroupsOnDrop(name.clone());
+    let mut cfg = base_config(&["sleep", "1000"]);
+    cfg["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    let b = env.bundle(&cfg);
+    let first = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &first]);
+    let second = env.id();
+    let err = env.fails(&["create", "--bundle", b.path(), &second]);
+    assert_one_line_error(&err);
+    assert!(
+        err.contains("container's cgroup is not empty: 1 process(es) found"),
+        "{err}"
+    );
+    assert!(!env.root.join(&second).exists());
+    // The first container is untouched by the refusal.
+    assert_eq!(env.status(&first), "running");
+    env.ok(&["delete", "--force", &first]);
+    assert!(find_cgroup_dirs(&name).is_empty(), "cgroup left");
+}
+
+// issue 17 item 2
+#[test]
+fn item02_seccomp_notify_on_write_is_refused_not_hung() {
+    require_root!();
+    let env = Env::new();
+    let sock = env.tmp.join("agent.sock");
+    // An agent that accepts but never answers.
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    for (names, refused) in [
+        (json!(["write"]), "write"),
+        (json!(["mkdir", "sendmsg"]), "sendmsg"),
+    ] {
+        let mut cfg = base_config(&["echo", "hello"]);
+        cfg["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock.to_str().unwrap(),
+            "syscalls": [{"names": names, "action": "SCMP_ACT_NOTIFY"}]
+        });
+        let b = env.bundle(&cfg);
+        let id = env.id();
+        let r = bounded(&env, env.cmd(&["run", "--bundle", b.path(), &id]), 20);
+        let (code, _, err) = r.expect("run with a NOTIFY rule on a syscall the init needs hung");
+        assert_ne!(code, Some(0));
+        assert_one_line_error(&err);
+        assert!(
+            err.contains(&format!(
+                "SCMP_ACT_NOTIFY cannot be used for the {refused} syscall"
+            )),
+            "{err}"
+        );
+        env.assert_no_leaks(&id, Some(&b));
+    }
+    // As the default action it would cover write too.
+    let mut cfg = base_config(&["true"]);
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_NOTIFY",
+        "listenerPath": sock.to_str().unwrap(),
+    });
+    let err = env.create_fails(&cfg);
+    assert!(
+        err.contains("SCMP_ACT_NOTIFY cannot be used as default action"),
+        "{err}"
+    );
+}
+
+// issue 17 item 21
+#[test]
+fn item21_config_without_oci_version_is_refused() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = base_config(&["true"]);
+    cfg.as_object_mut().unwrap().remove("ociVersion");
+    let err = env.create_fails(&cfg);
+    assert!(err.contains("ociVersion"), "{err}");
+    cfg["ociVersion"] = json!("");
+    let err = env.create_fails(&cfg);
+    assert!(err.contains("ociVersion"), "{err}");
+}
+
+// issue 17 item 22
+#[test]
+fn item22_relative_hook_path_is_refused_at_create() {
+    require_root!();
+    let env = Env::new();
+    // A relative name that would resolve (in PATH, or in the cwd) if it were looked up.
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        let mut cfg = base_config(&["true"]);
+        cfg["hooks"] = json!({ kind: [{"path": "true"}] });
+        let err = env.create_fails(&cfg);
+        assert!(
+            err.contains(&format!("hooks.{kind}[0].path")) && err.contains("absolute"),
+            "{kind}: {err}"
+        );
+    }
+}
+
+// issue 17 item 24
+#[test]
+fn item24_nul_in_argv_or_env_is_refused_naming_the_field() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = base_config(&["echo", "a\u{0}b", "c"]);
+    let err = env.create_fails(&cfg);
+    assert!(
+        err.contains("process.args[1]") && err.contains("NUL"),
+        "{err}"
+    );
+    cfg["process"]["args"] = json!(["true"]);
+    cfg["process"]["env"] = json!(["PATH=/bin", "X=1\u{0}2"]);
+    let err = env.create_fails(&cfg);
+    assert!(
+        err.contains("process.env[1]") && err.contains("NUL"),
+        "{err}"
+    );
+    // exec --process checks the same.
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    let p = env.tmp.join("p.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec(
+            &json!({"user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["echo", "x\u{0}y"]}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let err = env.fails(&["exec", "--process", p.to_str().unwrap(), &id]);
+    assert_one_line_error(&err);
+    assert!(err.contains("process.args[1]"), "{err}");
+    env.finish(&id, &b);
+}
