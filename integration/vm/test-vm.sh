@@ -71,10 +71,13 @@ summary() {
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    local j
+    for j in $(jobs -p); do kill "$j" 2>/dev/null; done
     if [ $STARTED_GUEST = 1 ]; then
         "$VM" console >"$RES/console.log" 2>/dev/null || true
         "$VM" stop || true
     fi
+    rm -f "$RES/payload.ext4"
     summary | tee "$RES/summary.txt"
     if [ $rc = 0 ] && [ ${#FAILS[@]} -gt 0 ]; then rc=1; fi
     exit $rc
@@ -111,37 +114,57 @@ if [[ " $STEPS " == *" suite "* ]]; then
 fi
 step_done build $t "ok ($(wc -l <"$RES/test-binaries.txt") test binaries)"
 
+# --- payload: the binaries and what they read, on a disk of their own ------------------------
+# Same absolute paths as here (the tests read env!("CARGO_MANIFEST_DIR")/tests/fixtures): the disk
+# holds a subset of this checkout and the guest mounts it on $ROOT. Copying ~250 MB over ssh into
+# an emulated guest takes minutes; a second virtio disk takes seconds.
+t=$SECONDS
+STAGE=$RES/payload
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+stage() {
+    # stage PATH-UNDER-ROOT...: hard links where possible (same file system), else copies.
+    local f
+    for f in "$@"; do
+        mkdir -p "$STAGE/$(dirname "$f")"
+        cp -al "$ROOT/$f" "$STAGE/$f" 2>/dev/null || cp -a "$ROOT/$f" "$STAGE/$f" || return 1
+    done
+}
+payload_ok=1
+stage "target/$TARGET/release/rruntime" target/release/rruntime tests/fixtures integration || payload_ok=0
+while IFS=$'\t' read -r _ exe; do
+    case "$exe" in
+        "$ROOT"/*) stage "${exe#"$ROOT"/}" || payload_ok=0 ;;
+        *) FAILS+=("test binary $exe is outside $ROOT (CARGO_TARGET_DIR?)"); payload_ok=0 ;;
+    esac
+done <"$RES/test-binaries.txt"
+PAYLOAD=$RES/payload.ext4
+if [ $payload_ok = 1 ]; then
+    mb=$(du -sm "$STAGE" | cut -f1)
+    rm -f "$PAYLOAD"
+    truncate -s $((mb * 13 / 10 + 128))M "$PAYLOAD"
+    mkfs.ext4 -q -F -L rruntime-payload -d "$STAGE" "$PAYLOAD" >"$RES/mkfs.log" 2>&1 || payload_ok=0
+fi
+rm -rf "$STAGE"
+[ $payload_ok = 1 ] || { FAILS+=("making the payload disk"); step_done payload $t FAIL; exit 1; }
+step_done payload $t "ok (${mb} MB)"
+
 # --- guest ----------------------------------------------------------------------------------
 t=$SECONDS
 STARTED_GUEST=1
-"$VM" start || { FAILS+=("guest did not come up"); step_done boot $t FAIL; exit 1; }
+VM_DISK2=$PAYLOAD "$VM" start & wait $! || { FAILS+=("guest did not come up"); step_done boot $t FAIL; exit 1; }
 step_done boot $t ok
-"$VM" ssh 'echo "guest: $(uname -r), $(systemctl --version | head -1), cgroup fs $(stat -fc %T /sys/fs/cgroup)"' | tee "$RES/guest.txt"
-
-t=$SECONDS
-# Same absolute paths as here: the tests read env!("CARGO_MANIFEST_DIR")/tests/fixtures.
-files=("${BIN#/}" "target/release/rruntime" "tests/fixtures" "integration")
-rel=()
-for f in "${files[@]}"; do
-    case "$f" in
-        "${ROOT#/}"/*) rel+=("$f") ;;
-        /*) rel+=("${f#/}") ;;
-        *) rel+=("${ROOT#/}/$f") ;;
-    esac
-done
-while IFS=$'\t' read -r _ exe; do rel+=("${exe#/}"); done <"$RES/test-binaries.txt"
-if ! (cd / && "$VM" push "${rel[@]}" /); then
-    FAILS+=("copying into the guest")
-    step_done copy $t FAIL
-    exit 1
-fi
-step_done copy $t "ok ($(cd / && du -cshL "${rel[@]}" | tail -n 1 | cut -f1))"
+"$VM" ssh "mkdir -p '$ROOT' && mount /dev/vdb '$ROOT' && echo \"guest: \$(uname -r), \$(systemctl --version | head -1), cgroup fs \$(stat -fc %T /sys/fs/cgroup)\"" |
+    tee "$RES/guest.txt"
+grep -q '^guest: ' "$RES/guest.txt" || { FAILS+=("mounting the payload in the guest"); exit 1; }
 
 # g CMD: runs CMD in the guest's copy of the repository, bounded by timeout.
 g() {
     local secs=$1
     shift
-    timeout -k 30 $((secs + 60)) "$VM" ssh "cd '$ROOT' && timeout -k 30 $secs bash -c $(printf '%q' "$*")"
+    # In the background + wait: a signal to this script is handled at once, not when ssh ends.
+    timeout -k 30 $((secs + 60)) "$VM" ssh "cd '$ROOT' && timeout -k 30 $secs bash -c $(printf '%q' "$*")" &
+    wait $!
 }
 
 run_suite() {

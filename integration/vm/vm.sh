@@ -21,6 +21,7 @@
 #   VM_MEM=6G VM_CPUS=2   guest memory and vCPUs
 #   VM_BOOT_TIMEOUT=600   seconds start may wait for ssh (TCG boot takes ~30-60 s when idle)
 #   VM_SSH_TIMEOUT=       seconds one `ssh` command may take (default: no bound beyond the caller's)
+#   VM_DISK2=FILE         a raw disk image attached as the guest's /dev/vdb (writes discarded)
 #   VM_KEEP_BUILD=1       keep the build's root directory (debugging)
 # Needs root (debootstrap), qemu-system-x86 (bookworm-backports), qemu-utils, debootstrap,
 # e2fsprogs, openssh-client. No KVM: this machine's /dev/kvm (PVM) cannot run Debian's kernel,
@@ -214,7 +215,12 @@ cmd_start() {
     mkdir -p "$INST"
     ln -s "$BASE" "$INST/base"
     qemu-img create -q -f qcow2 -b "$BASE/disk.raw" -F raw "$INST/overlay.qcow2"
-    local t0=$SECONDS port tries=0
+    local t0=$SECONDS port tries=0 disk2=()
+    if [ -n "${VM_DISK2:-}" ]; then
+        [ -f "$VM_DISK2" ] || die "VM_DISK2=$VM_DISK2 is not a file"
+        # Writes go to a temporary snapshot, never to the file.
+        disk2=(-drive "file=$VM_DISK2,if=virtio,format=raw,snapshot=on")
+    fi
     while :; do
         port=$(free_port)
         echo "$port" >"$INST/port"
@@ -225,6 +231,7 @@ cmd_start() {
             -serial "file:$INST/console.log" \
             -kernel "$BASE/vmlinuz" -initrd "$BASE/initrd.img" -append "$KERNEL_CMDLINE" \
             -drive "file=$INST/overlay.qcow2,if=virtio,format=qcow2,cache=unsafe,discard=unmap" \
+            "${disk2[@]}" \
             -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:22" -device virtio-net-pci,netdev=n0 \
             -device virtio-rng-pci \
             -pidfile "$INST/pid" -daemonize 2>"$INST/qemu.err" 9>&-; then
