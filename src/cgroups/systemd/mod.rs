@@ -586,7 +586,19 @@ impl Manager {
         self.st.hierarchies.first().map(|h| h.dir.as_path())
     }
 
-    fn version(c: &mut Conn) -> u32 {
+    /// systemd's version when `r` sets something whose property depends on it (one round
+    /// trip saved otherwise).
+    fn version(c: &mut Conn, r: &LinuxResources) -> u32 {
+        let cpu = r.cpu().as_ref().is_some_and(|c| {
+            c.idle().is_some() || c.period().is_some() || c.cpus().is_some() || c.mems().is_some()
+        });
+        let unified = r
+            .unified()
+            .as_ref()
+            .is_some_and(|u| u.keys().any(|k| k.starts_with("cpu")));
+        if !cpu && !unified {
+            return u32::MAX;
+        }
         manager_property(c, "Version")
             .map(|v| parse_version(&v))
             .unwrap_or(0)
@@ -669,7 +681,7 @@ impl CgroupManager for Manager {
         let u = self.unit()?.clone();
         let r = self.pending.take().unwrap_or_default();
         let mut c = connect(u.user)?;
-        let version = Self::version(&mut c);
+        let version = Self::version(&mut c, &r);
         let (res_props, files) = properties(&r, version, self.opts.rootless)?;
         let mut props: Vec<(String, Value)> = vec![(
             "Description".into(),
@@ -716,7 +728,7 @@ impl CgroupManager for Manager {
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
         let u = self.unit()?;
         let mut c = connect(u.user)?;
-        let version = Self::version(&mut c);
+        let version = Self::version(&mut c, resources);
         let (props, files) = properties(resources, version, self.opts.rootless)?;
         if !props.is_empty() {
             manager_call(
@@ -766,9 +778,9 @@ impl CgroupManager for Manager {
     }
 
     fn destroy_force(&self) -> Result<()> {
-        if let Some(d) = self.dir().filter(|d| d.exists()) {
+        if self.dir().is_some_and(|d| d.exists()) {
+            // StopUnit would SIGTERM first and wait; the container is to die now.
             let _ = self.inner.kill_all(Signal::SIGKILL);
-            let _ = d;
         }
         self.destroy()
     }
