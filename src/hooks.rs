@@ -3,6 +3,10 @@
 //! Failure semantics (runtime-spec 1.2): a failing prestart, createRuntime, createContainer or
 //! startContainer hook fails the operation; a failing poststart or poststop hook is logged as a
 //! warning and the remaining hooks still run.
+//!
+//! As with runc, a hook gets only fds 0–2 (never the caller's other open descriptors), runs in
+//! the directory its kind calls for (`cwd`: the bundle, or the container's rootfs for
+//! `createContainer`), and a failing hook's stdout and stderr are part of the error.
 
 use crate::error::{Error, Result};
 use crate::logging;
@@ -10,13 +14,20 @@ use oci_spec::runtime::Hook;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Runs `hooks` in order, stopping at the first failure.
-pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Result<()> {
+/// Runs `hooks` in order, stopping at the first failure. `cwd`: the hooks' working directory
+/// (None: the caller's).
+pub fn run_all(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state_json: &str,
+    cwd: Option<&Path>,
+) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
         let t = std::time::Instant::now();
-        run_one(h, state_json).map_err(|e| Error::msg(format!("{kind} hook #{i}: {e}")))?;
+        run_one(h, state_json, cwd).map_err(|e| Error::msg(format!("{kind} hook #{i}: {e}")))?;
         logging::debug(format!(
             "{kind} hook #{i} took {}us",
             t.elapsed().as_micros()
@@ -26,17 +37,65 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) -> Resul
 }
 
 /// Runs every hook; failures are warnings.
-pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str) {
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state_json: &str, cwd: Option<&Path>) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run_one(h, state_json) {
+        if let Err(e) = run_one(h, state_json, cwd) {
             logging::warn(format!("{kind} hook #{i} failed: {e}"));
         }
     }
 }
 
-fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
+/// An anonymous file for a hook's stdout or stderr: read back after the hook exits, so a hook
+/// that leaves a child holding it open can never block the runtime (a pipe could).
+fn capture_file(name: &std::ffi::CStr) -> Option<std::fs::File> {
+    nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .ok()
+        .map(std::fs::File::from)
+}
+
+/// What a failing hook wrote, on one line and bounded.
+fn captured(f: Option<std::fs::File>) -> String {
+    use std::io::{Read, Seek};
+    let Some(mut f) = f else {
+        return String::new();
+    };
+    let mut buf = Vec::new();
+    let _ = f.rewind();
+    let _ = f.take(4096).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf)
+        .trim()
+        .replace(['\n', '\r'], " ")
+}
+
+fn run_one(h: &Hook, state_json: &str, cwd: Option<&Path>) -> std::result::Result<(), String> {
     let path = h.path();
     let mut cmd = Command::new(path);
+    if let Some(d) = cwd.filter(|d| d.is_dir()) {
+        cmd.current_dir(d);
+    }
+    let (out, err) = (capture_file(c"hook-stdout"), capture_file(c"hook-stderr"));
+    for (f, stdout) in [(&out, true), (&err, false)] {
+        if let Some(c) = f.as_ref().and_then(|f| f.try_clone().ok()) {
+            if stdout {
+                cmd.stdout(c);
+            } else {
+                cmd.stderr(c);
+            }
+        }
+    }
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC is async-signal-safe; the runtime is
+    // single-threaded where it runs hooks. Only 0–2 reach the hook.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
     if let Some(args) = h.args() {
         if let Some((a0, rest)) = args.split_first() {
             cmd.arg0(a0);
@@ -95,16 +154,22 @@ fn run_one(h: &Hook, state_json: &str) -> std::result::Result<(), String> {
         .wait()
         .map_err(|e| format!("{}: wait: {e}", path.display()))?;
     if status.success() {
-        Ok(())
-    } else if let Some(sig) = status.signal() {
-        Err(format!("{}: killed by signal {sig}", path.display()))
+        return Ok(());
+    }
+    let why = if let Some(sig) = status.signal() {
+        format!("{}: killed by signal {sig}", path.display())
     } else {
-        Err(format!(
+        format!(
             "{}: exit status {}",
             path.display(),
             status.code().unwrap_or(-1)
-        ))
-    }
+        )
+    };
+    Err(format!(
+        "{why}, stdout: {}, stderr: {}",
+        captured(out),
+        captured(err)
+    ))
 }
 
 #[cfg(test)]
@@ -123,7 +188,7 @@ mod tests {
             out.display(),
             out.display()
         ));
-        run_all("test", Some(&vec![h]), "{\"id\":\"c\"}").unwrap();
+        run_all("test", Some(&vec![h]), "{\"id\":\"c\"}", None).unwrap();
         let got = std::fs::read_to_string(&out).unwrap();
         assert_eq!(got, "{\"id\":\"c\"}sh y\n");
         let _ = std::fs::remove_file(out);
@@ -132,13 +197,13 @@ mod tests {
     #[test]
     fn failure_and_timeout() {
         let f = hook(r#"{"path":"/bin/sh","args":["sh","-c","exit 3"]}"#);
-        let e = run_all("prestart", Some(&vec![f]), "{}")
+        let e = run_all("prestart", Some(&vec![f]), "{}", None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("exit status 3"), "{e}");
         let slow = hook(r#"{"path":"/bin/sh","args":["sh","-c","exec sleep 30"],"timeout":1}"#);
         let t = std::time::Instant::now();
-        let e = run_all("prestart", Some(&vec![slow]), "{}")
+        let e = run_all("prestart", Some(&vec![slow]), "{}", None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("timed out"), "{e}");
@@ -148,7 +213,7 @@ mod tests {
         let forks = hook(&format!(
             r#"{{"path":"/bin/sh","args":["sh","-c","sleep 1000 & echo $! > /tmp/{marker}; wait"],"timeout":1}}"#
         ));
-        assert!(run_all("prestart", Some(&vec![forks]), "{}").is_err());
+        assert!(run_all("prestart", Some(&vec![forks]), "{}", None).is_err());
         let pid: i32 = std::fs::read_to_string(format!("/tmp/{marker}"))
             .unwrap()
             .trim()
@@ -166,8 +231,8 @@ mod tests {
         }
         // A timeout too large for a deadline is no timeout, not a panic.
         let huge = hook(r#"{"path":"/bin/true","timeout":9223372036854775807}"#);
-        run_all("prestart", Some(&vec![huge]), "{}").unwrap();
+        run_all("prestart", Some(&vec![huge]), "{}", None).unwrap();
         let missing = hook(r#"{"path":"/nonexistent/hook"}"#);
-        assert!(run_all("x", Some(&vec![missing]), "{}").is_err());
+        assert!(run_all("x", Some(&vec![missing]), "{}", None).is_err());
     }
 }

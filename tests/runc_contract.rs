@@ -296,3 +296,226 @@ fn item24_nul_in_argv_or_env_is_refused_naming_the_field() {
     assert!(err.contains("process.args[1]"), "{err}");
     env.finish(&id, &b);
 }
+
+// issue 17 item 3
+#[test]
+fn item03_no_pivot_leaves_no_full_host_proc_or_sysfs_to_mount_from() {
+    require_root!();
+    let env = Env::new();
+    let script = "mkdir -p /tmp/p /tmp/s; \
+        unshare -Urmnpf true && echo USERNS_OK; \
+        unshare -Urmnpf sh -c 'mount -t proc proc /tmp/p && echo PROC_MOUNTED; \
+        mount -t sysfs sysfs /tmp/s && echo SYSFS_MOUNTED'; true";
+    let cfg = base_config(&["sh", "-c", script]);
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    let o = env.rt(&["run", "--no-pivot", "--bundle", b.path(), &id]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.assert_no_leaks(&id, Some(&b));
+    if !out.contains("USERNS_OK") {
+        eprintln!("SKIP nested user namespaces cannot be made in a container here: {out}");
+        return;
+    }
+    assert!(
+        !out.contains("PROC_MOUNTED"),
+        "unmasked procfs mountable: {out}"
+    );
+    assert!(
+        !out.contains("SYSFS_MOUNTED"),
+        "unmasked sysfs mountable: {out}"
+    );
+    // The container itself still has its own proc and sysfs.
+    let out = env.sh(
+        "test -r /proc/self/status && test -d /sys/kernel && echo OWN",
+        |_| {},
+    );
+    assert!(out.contains("OWN"), "{out}");
+}
+
+// issue 17 item 4
+#[test]
+fn item04_symlinked_proc_or_sys_in_rootfs_is_refused() {
+    require_root!();
+    let env = Env::new();
+    for (dir, typ) in [("proc", "proc"), ("sys", "sysfs")] {
+        let b = env.bundle(&base_config(&["true"]));
+        let rootfs = b.rootfs();
+        std::fs::remove_dir(rootfs.join(dir)).unwrap();
+        std::fs::create_dir(rootfs.join("tmp/elsewhere")).unwrap();
+        std::os::unix::fs::symlink("/tmp/elsewhere", rootfs.join(dir)).unwrap();
+        let id = env.id();
+        let err = env.fails(&["create", "--bundle", b.path(), &id]);
+        assert_one_line_error(&err);
+        assert!(
+            err.contains(&format!(
+                "filesystem \"{typ}\" must be mounted on ordinary directory"
+            )),
+            "{err}"
+        );
+        env.assert_no_leaks(&id, Some(&b));
+    }
+}
+
+// issue 17 item 5
+#[test]
+fn item05_start_container_hooks_run_under_seccomp_and_no_new_privileges() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = base_config(&["true"]);
+    cfg["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    cfg["hooks"] = json!({"startContainer": [
+        {"path": "/bin/mkdir", "args": ["mkdir", "/tmp/hook-made-this"]}
+    ]});
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    env.create(&b, &id);
+    let err = env.fails(&["start", &id]);
+    assert_one_line_error(&err);
+    assert!(err.contains("startContainer"), "{err}");
+    assert!(!b.rootfs().join("tmp/hook-made-this").exists());
+    env.finish(&id, &b);
+    // Without the filter the same hook runs, and sees no_new_privs set.
+    let mut cfg = base_config(&["true"]);
+    cfg["hooks"] = json!({"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "grep NoNewPrivs /proc/self/status > /tmp/nnp"]}
+    ]});
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    env.create(&b, &id);
+    env.ok(&["start", &id]);
+    let nnp = std::fs::read_to_string(b.rootfs().join("tmp/nnp")).unwrap();
+    assert!(nnp.contains('1'), "{nnp}");
+    env.finish(&id, &b);
+}
+
+// issue 17 item 6
+#[test]
+fn item06_hooks_get_only_stdio_and_a_failing_hooks_output_is_in_the_error() {
+    require_root!();
+    let env = Env::new();
+    let marks = env.scratch("marks");
+    let probe = format!(
+        "if [ -e /proc/$$/fd/7 ]; then echo LEAK > {0}/$0; else echo CLEAN > {0}/$0; fi",
+        marks.display()
+    );
+    let mut cfg = base_config(&["true"]);
+    cfg["hooks"] = json!({
+        "prestart": [{"path": "/bin/sh", "args": ["prestart", "-c", probe]}],
+        "createRuntime": [{"path": "/bin/sh", "args": ["createRuntime", "-c", probe]}],
+        "poststart": [{"path": "/bin/sh", "args": ["poststart", "-c", probe]}],
+        "poststop": [{"path": "/bin/sh", "args": ["poststop", "-c", probe]}]
+    });
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    // The caller holds fd 7 open (not close-on-exec), as containerd or a shell may.
+    let mut c = Command::new("/bin/sh");
+    c.args(["-c", "exec 7</etc/hostname; exec \"$0\" \"$@\""])
+        .arg(bin())
+        .args([
+            "--root",
+            env.root.to_str().unwrap(),
+            "run",
+            "--bundle",
+            b.path(),
+            &id,
+        ])
+        .stdin(std::process::Stdio::null());
+    let o = env.output(c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.assert_no_leaks(&id, Some(&b));
+    for kind in ["prestart", "createRuntime", "poststart", "poststop"] {
+        let got = read(&marks.join(kind));
+        assert_eq!(
+            got.trim(),
+            "CLEAN",
+            "{kind} hook inherited the caller's fd 7"
+        );
+    }
+    // A failing hook's stdout and stderr are in the error.
+    let mut cfg = base_config(&["true"]);
+    cfg["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c",
+        "echo said-on-stdout; echo said-on-stderr >&2; exit 3"]}]});
+    let err = env.create_fails(&cfg);
+    assert!(
+        err.contains("exit status 3")
+            && err.contains("said-on-stdout")
+            && err.contains("said-on-stderr"),
+        "{err}"
+    );
+}
+
+// issue 17 item 7
+#[test]
+fn item07_hooks_run_in_the_bundle_and_create_container_in_the_rootfs() {
+    require_root!();
+    let env = Env::new();
+    let marks = env.scratch("cwd");
+    let m = marks.display();
+    // Only the bundle has config.json; only the rootfs has bin/busybox.
+    let in_bundle = |k: &str| format!("test -f config.json && touch {m}/{k}");
+    let mut cfg = base_config(&["true"]);
+    cfg["hooks"] = json!({
+        "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", in_bundle("prestart")]}],
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", in_bundle("createRuntime")]}],
+        "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "test -f bin/busybox"]}],
+        "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", in_bundle("poststart")]}],
+        "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", in_bundle("poststop")]}]
+    });
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    let mut c = env.cmd(&["run", "--bundle", b.path(), &id]);
+    c.current_dir("/");
+    let o = env.output(c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.assert_no_leaks(&id, Some(&b));
+    for k in ["prestart", "createRuntime", "poststart", "poststop"] {
+        assert!(
+            marks.join(k).exists(),
+            "{k} hook did not run in the bundle directory"
+        );
+    }
+}
+
+// issue 17 item 9
+#[test]
+fn item09_read_only_dev_is_filled_then_made_read_only() {
+    require_root!();
+    let env = Env::new();
+    let out = env.sh(
+        "test -c /dev/null && test -d /dev/pts && test -e /dev/ptmx && echo FILLED; \
+         touch /dev/new 2>/dev/null; echo touch=$?",
+        |c| {
+            c["mounts"][1]["options"] =
+                json!(["ro", "nosuid", "strictatime", "mode=755", "size=65536k"]);
+        },
+    );
+    assert!(out.contains("FILLED"), "{out}");
+    assert!(out.contains("touch=1"), "/dev is writable: {out}");
+}
+
+// issue 17 item 23
+#[test]
+fn item23_cgroups_path_through_a_file_fails_leaving_nothing() {
+    require_root!();
+    let env = Env::new();
+    let name = unique("rrt-notdir");
+    let _cleanup = RemoveCgroupsOnDrop(name.clone());
+    // Through a control file of the hierarchies' root, of a new cgroup, and of cgroup2 only.
+    for path in [
+        format!("/cgroup.procs/{name}"),
+        format!("/{name}/cgroup.procs/x"),
+        format!("/memory.pressure/{name}"),
+        format!("/{name}/cpu.stat/x"),
+    ] {
+        let mut cfg = base_config(&["true"]);
+        cfg["linux"]["cgroupsPath"] = json!(path);
+        let err = env.create_fails(&cfg);
+        assert!(err.contains("cgroup"), "{path}: {err}");
+        let left = find_cgroup_dirs(&name);
+        assert!(left.is_empty(), "{path}: left {left:?}");
+    }
+}

@@ -87,7 +87,7 @@ pub fn destroy(ctx: &Ctx, dir: ContainerDir, st: &State, status: Status) -> Resu
         .and_then(|h| h.poststop().as_ref());
     if hooks.is_some() {
         let s = serde_json::to_string(&OciState::new(st, Status::Stopped)).unwrap_or_default();
-        hooks::run_all_warn("poststop", hooks, &s);
+        hooks::run_all_warn("poststop", hooks, &s, Some(&st.bundle));
     }
     logging::phase("delete: poststop");
     dir.remove()

@@ -120,7 +120,7 @@ pub fn start_container(
         .and_then(|h| h.poststart().as_ref());
     if hooks.is_some() {
         let s = serde_json::to_string(&OciState::new(st, Status::Running)).unwrap_or_default();
-        hooks::run_all_warn("poststart", hooks, &s);
+        hooks::run_all_warn("poststart", hooks, &s, Some(&st.bundle));
     }
     Ok(())
 }

@@ -220,7 +220,7 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
     }
     if let Some(cc) = hooks.and_then(|h| h.create_container().as_ref()) {
         let st = hook_state(cfg, host_pid, "created");
-        hooks::run_all("createContainer", Some(cc), &st)?;
+        hooks::run_all("createContainer", Some(cc), &st, Some(cfg.rootfs))?;
     }
 
     rootfs::enter(&rc)?;
@@ -297,11 +297,13 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
     let mut fifo = open_exec_fifo(cfg.state_dir)?;
     let r = (|| -> Result<Never> {
         fifo.write_all(b"0").ctx(|| "write exec fifo")?;
+        // noNewPrivileges and seccomp hold for the startContainer hooks too (runc).
+        privs.lock_down()?;
         if let Some(sc) = hooks.and_then(|h| h.start_container().as_ref()) {
             let st = hook_state(cfg, host_pid, "created");
-            hooks::run_all("startContainer", Some(sc), &st)?;
+            hooks::run_all("startContainer", Some(sc), &st, None)?;
         }
-        Err(privs.exec(&exe, &args, &env, cfg.preserve_fds))
+        Err(privs.exec_locked(&exe, &args, &env, cfg.preserve_fds))
     })();
     // Tell `start` what went wrong: everything after the "0" is an error message.
     let msg = match r {

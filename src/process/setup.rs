@@ -317,13 +317,33 @@ impl Privileges<'_> {
     /// no_new_privs, late seccomp, default signals, close-on-exec for everything but 0–2 and
     /// the preserved fds, execve. Returns only on failure.
     pub fn exec(&self, exe: &CString, args: &[String], env: &[String], preserve_fds: u32) -> Error {
+        match self.lock_down() {
+            Ok(()) => self.exec_locked(exe, args, env, preserve_fds),
+            Err(e) => e,
+        }
+    }
+
+    /// no_new_privs and the late seccomp filter.
+    pub fn lock_down(&self) -> Result<()> {
+        if self.no_new_privs {
+            set_no_new_privs()?;
+        }
+        if let Some(f) = self.seccomp.filter(|_| self.seccomp_late()) {
+            crate::seccomp::load(f)?;
+        }
+        Ok(())
+    }
+
+    /// [`Privileges::exec`] after [`Privileges::lock_down`]: default signals, close-on-exec
+    /// for everything but 0–2 and the preserved fds, execve. Returns only on failure.
+    pub fn exec_locked(
+        &self,
+        exe: &CString,
+        args: &[String],
+        env: &[String],
+        preserve_fds: u32,
+    ) -> Error {
         let r = (|| -> Result<()> {
-            if self.no_new_privs {
-                set_no_new_privs()?;
-            }
-            if let Some(f) = self.seccomp.filter(|_| self.seccomp_late()) {
-                crate::seccomp::load(f)?;
-            }
             reset_signals();
             cloexec_from(3)?;
             keep_fds(preserve_fds);

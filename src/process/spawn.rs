@@ -465,11 +465,17 @@ fn create_inner(
                     .unwrap_or_default();
                 let h = spec.hooks().as_ref();
                 #[allow(deprecated)]
-                hooks::run_all("prestart", h.and_then(|h| h.prestart().as_ref()), &st)?;
+                hooks::run_all(
+                    "prestart",
+                    h.and_then(|h| h.prestart().as_ref()),
+                    &st,
+                    Some(&b.dir),
+                )?;
                 hooks::run_all(
                     "createRuntime",
                     h.and_then(|h| h.create_runtime().as_ref()),
                     &st,
+                    Some(&b.dir),
                 )?;
                 parent_ch.send(&Msg::HooksDone)?;
             }

@@ -142,6 +142,7 @@ pub fn enter(c: &RootfsConfig) -> Result<()> {
         nix::unistd::chdir(c.rootfs).ctx(|| "chdir rootfs")?;
         nix::unistd::chroot(".").ctx(|| "chroot")?;
     } else if c.no_pivot {
+        hide_host_proc_sys(c.rootfs)?;
         nix::unistd::chdir(c.rootfs).ctx(|| "chdir rootfs")?;
         mount(
             Some(c.rootfs),
@@ -157,6 +158,70 @@ pub fn enter(c: &RootfsConfig) -> Result<()> {
     }
     nix::unistd::chdir("/").ctx(|| "chdir /")?;
     Ok(())
+}
+
+/// `--no-pivot`: the host's own proc and sysfs mounts stay in the container's mount namespace
+/// under the moved rootfs, and a full (unmasked) one there lets a process in a nested user
+/// namespace mount a fresh procfs or sysfs with nothing masked (the kernel allows that when a
+/// full instance is already in the namespace, reachable or not). Each full proc/sysfs mount
+/// outside the rootfs is detached, or covered by an empty read-only tmpfs where it cannot be.
+fn hide_host_proc_sys(rootfs: &Path) -> Result<()> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read mountinfo")?;
+    let mut targets: Vec<String> = mi
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            let mut f = pre.split(' ');
+            let root = f.nth(3)?;
+            let mp = unescape_mountinfo(f.next()?);
+            let inside = Path::new(&mp).starts_with(rootfs);
+            (matches!(fstype, "proc" | "sysfs") && root == "/" && !inside).then_some(mp)
+        })
+        .collect();
+    // Deepest first: /proc/sys/fs/binfmt_misc's proc parent is handled after its children.
+    targets.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    targets.dedup();
+    for mp in targets {
+        match umount2(mp.as_str(), MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::EPERM) => {
+                mount(
+                    Some("tmpfs"),
+                    mp.as_str(),
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some("size=0,mode=000"),
+                )
+                .ctx(|| format!("--no-pivot: cover host {mp}"))?;
+            }
+            Err(e) => return Err(e).ctx(|| format!("--no-pivot: detach host {mp}")),
+        }
+    }
+    Ok(())
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn pivot(rootfs: &Path) -> Result<()> {

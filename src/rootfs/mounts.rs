@@ -132,7 +132,15 @@ pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let empty = Vec::new();
-    let opts = mount_opts::parse(m.options().as_ref().unwrap_or(&empty));
+    let mut opts = mount_opts::parse(m.options().as_ref().unwrap_or(&empty));
+    if matches!(typ, "proc" | "sysfs" | "cgroup" | "cgroup2") {
+        refuse_symlinked_target(ctx.root, dest, typ)?;
+    }
+    if !(opts.is_bind() || typ == "bind") && super::safe_path::clean(dest) == Path::new("dev") {
+        // A read-only /dev is filled first (devices, /dev/pts, …) and made read-only by
+        // `finalize`, as runc does.
+        opts.flags -= MsFlags::MS_RDONLY;
+    }
     let what = || {
         format!(
             "mount {} ({})",
@@ -158,6 +166,28 @@ pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
         fs_entry(ctx, m, typ, &opts).map_err(|e| prefix(e, &what()))?;
     }
     after_mount(ctx, dest, &opts).map_err(|e| prefix(e, &what()))
+}
+
+/// proc, sysfs and the cgroup tree go on an ordinary directory: a symlink there (or any other
+/// non-directory) is refused rather than followed to wherever it points (runc: "must be mounted
+/// on ordinary directory").
+fn refuse_symlinked_target(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> {
+    let clean = super::safe_path::clean(dest);
+    let (Some(parent), Some(name)) = (clean.parent(), clean.file_name()) else {
+        return Ok(());
+    };
+    let dir = match open_in_root(root, parent, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+        Ok(d) => d,
+        // A missing parent is made (as a directory) by the mount itself.
+        Err(_) => return Ok(()),
+    };
+    match nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => Err(Error::config(format!(
+            "mount {}: filesystem {typ:?} must be mounted on ordinary directory",
+            dest.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn prefix(e: Error, what: &str) -> Error {
