@@ -542,8 +542,12 @@ mod tests {
     fn nothing_given_changes_nothing() {
         let r = updatable(&from_flags(&args(|_| {})).unwrap());
         assert_eq!(r, LinuxResources::default());
+    }
+
+    #[test]
+    fn pids_limit_zero_is_one_as_runc_1_4() {
         let r = updatable(&from_flags(&args(|a| a.pids_limit = Some("0".into()))).unwrap());
-        assert_eq!(r, LinuxResources::default());
+        assert_eq!(r.pids().unwrap().limit(), 1);
     }
 
     #[test]
