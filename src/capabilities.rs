@@ -19,10 +19,16 @@ fn convert(set: Option<&oci_spec::runtime::Capabilities>) -> Result<CapsHashSet>
     let mut out = CapsHashSet::new();
     for c in set.into_iter().flatten() {
         let name = format!("CAP_{c}");
-        let cap = Capability::from_str(&name).map_err(|_| {
-            Error::config(format!("process.capabilities: unknown capability {name}"))
-        })?;
-        out.insert(cap);
+        // Names this build does not know were already skipped with a warning when the
+        // config was read (`spec_compat`); skip any left the same way.
+        match Capability::from_str(&name) {
+            Ok(cap) => {
+                out.insert(cap);
+            }
+            Err(_) => crate::logging::warn(format!(
+                "ignoring unknown or unavailable capabilities: [{name}]"
+            )),
+        }
     }
     Ok(out)
 }
@@ -127,11 +133,19 @@ pub fn apply_sets(c: &CapSets) -> Result<()> {
     caps::set(None, CapSet::Permitted, &c.permitted).map_err(|e| cerr("set permitted", e))?;
     // Ambient capabilities also need to be inheritable; like runc, raising them is best
     // effort (runc's own default config lists ambient caps without inheritable ones).
-    for cap in &c.ambient {
-        if caps::raise(None, CapSet::Ambient, *cap).is_err() {
-            crate::logging::debug(format!(
-                "ambient capability {cap} not raised (not inheritable)"
-            ));
+    // Warned about as runc ≥ 1.2 does (an ambient capability must also be inheritable and
+    // permitted).
+    let mut ambient: Vec<Capability> = c.ambient.iter().copied().collect();
+    ambient.sort_by_key(|c| c.index());
+    for cap in ambient {
+        if let Err(e) = caps::raise(None, CapSet::Ambient, cap) {
+            let why = match e.to_string() {
+                s if s.contains("EPERM") || s.contains("permitted") => {
+                    "operation not permitted".to_string()
+                }
+                s => s,
+            };
+            crate::logging::warn(format!("can't raise ambient capability {cap}: {why}"));
         }
     }
     Ok(())

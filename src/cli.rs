@@ -127,6 +127,9 @@ pub struct CreateArgs {
     /// Unix socket to send the pseudoterminal master to
     #[arg(long = "console-socket", value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket to send a pidfd of the container's init to
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
     /// File to write the container init's pid to
     #[arg(long = "pid-file", value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
@@ -203,6 +206,9 @@ pub struct ExecArgs {
     /// Unix socket to send the pseudoterminal master to
     #[arg(long = "console-socket", value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket to send a pidfd of the new process to
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
     /// Working directory inside the container
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,

@@ -62,6 +62,17 @@ impl Error {
     }
 }
 
+/// An errno's text as Go (and so runc) words it: "no such file or directory", lower case, no
+/// `ENOENT:` prefix — callers such as Docker match on these words.
+pub fn strerror(e: nix::errno::Errno) -> String {
+    let d = e.desc();
+    let mut c = d.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => d.to_string(),
+    }
+}
+
 /// Makes a message one line: control characters that came from outside input (a newline in
 /// an unknown enum value of config.json, in a path…) are escaped (`\n`).
 pub fn one_line(s: String) -> String {

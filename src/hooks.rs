@@ -27,7 +27,8 @@ pub fn run_all(
 ) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
         let t = std::time::Instant::now();
-        run_one(h, state_json, cwd).map_err(|e| Error::msg(format!("{kind} hook #{i}: {e}")))?;
+        run_one(h, state_json, cwd)
+            .map_err(|e| Error::msg(format!("error running {kind} hook #{i}: {e}")))?;
         logging::debug(format!(
             "{kind} hook #{i} took {}us",
             t.elapsed().as_micros()

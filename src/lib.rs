@@ -20,6 +20,7 @@ pub mod process;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;
+pub mod spec_compat;
 pub mod state;
 pub mod time;
 pub mod tty;

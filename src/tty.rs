@@ -10,7 +10,7 @@ use nix::sys::socket::{
 };
 use nix::sys::stat::Mode;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 /// How long `create` waits for a console socket whose listener's backlog is full.
@@ -73,6 +73,20 @@ pub fn send_fd(sock: BorrowedFd, fd: RawFd, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// `--pidfd-socket` (runc ≥ 1.2): sends a pidfd of `pid` over the connected socket, in one
+/// message with one SCM_RIGHTS fd and runc's payload (`standard` for an init, `setns` for an
+/// exec'd process).
+pub fn send_pidfd(sock: BorrowedFd, pid: i32, kind: &str) -> Result<()> {
+    let pidfd = crate::process::pidfd_open(pid).ok_or_else(|| {
+        Error::msg(format!(
+            "failed to pidfd_open: {}",
+            nix::errno::Errno::last()
+        ))
+    })?;
+    send_fd(sock, pidfd.as_raw_fd(), kind)
+        .map_err(|e| Error::msg(format!("failed to send pidfd on socket: {e}")))
+}
+
 /// Receives one fd sent by [`send_fd`].
 pub fn recv_fd(sock: BorrowedFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
@@ -127,11 +141,22 @@ pub fn open_pty() -> Result<Pty> {
         Mode::empty(),
     )
     .ctx(|| format!("open {slave_path}"))?;
+    clear_onlcr(slave.as_fd())?;
     Ok(Pty {
         master,
         slave,
         slave_path,
     })
+}
+
+/// Clears `ONLCR` (on by default on a new pty), as runc does on every console it makes: what
+/// the container writes reaches the reader byte for byte, `\n` not turned into `\r\n`.
+fn clear_onlcr(fd: BorrowedFd) -> Result<()> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, OutputFlags, SetArg};
+    let mut t = tcgetattr(fd).ctx(|| "get pty attributes")?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(fd, SetArg::TCSANOW, &t).ctx(|| "clear ONLCR on the pty")?;
+    Ok(())
 }
 
 pub fn set_winsize(fd: BorrowedFd, rows: u16, cols: u16) {

@@ -423,6 +423,131 @@ fn pids_limit_stops_a_fork_bomb_at_ten() {
     c.kill_and_delete();
 }
 
+/// The container's directory holding `file` (its v1 controller's, or the cgroup2 one).
+fn cg_file(c: &Ctr, file: &str) -> PathBuf {
+    let st: Value =
+        serde_json::from_slice(&std::fs::read(c.env.root.join(&c.id).join("state.json")).unwrap())
+            .unwrap();
+    st["cgroup"]["hierarchies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| PathBuf::from(h["dir"].as_str().unwrap()).join(file))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no {file} for {}", c.id))
+}
+
+/// issue 22 item 12: `pids.limit: 0` in config.json, and `update --pids-limit 0` or an
+/// `update -r` document with `"pids": {"limit": 0}`, give `pids.max` 1 (runc 1.4), not "max";
+/// a `pids` object without `limit` changes nothing.
+#[test]
+fn pids_limit_zero_means_one_issue_22_item_12() {
+    require_root!();
+    let env = Env::new();
+    let c = Ctr::create(&env, "sleep 1000", json!({"pids": {"limit": 0}}));
+    let max = cg_file(&c, "pids.max");
+    assert_eq!(read(&max).trim(), "1", "config limit 0");
+    env.ok(&["update", "--pids-limit", "5", &c.id]);
+    assert_eq!(read(&max).trim(), "5");
+    env.ok(&["update", "--pids-limit", "0", &c.id]);
+    assert_eq!(read(&max).trim(), "1", "update --pids-limit 0");
+    env.ok(&["update", "--pids-limit", "5", &c.id]);
+    let f = env.tmp.join(unique("res.json"));
+    std::fs::write(&f, r#"{"pids":{}}"#).unwrap();
+    env.ok(&["update", "-r", f.to_str().unwrap(), &c.id]);
+    assert_eq!(read(&max).trim(), "5", "pids without limit");
+    std::fs::write(&f, r#"{"pids":{"limit":0}}"#).unwrap();
+    env.ok(&["update", "-r", f.to_str().unwrap(), &c.id]);
+    assert_eq!(read(&max).trim(), "1", "update -r with limit 0");
+    c.kill_and_delete();
+}
+
+/// A block device of this host (major, minor): a real disk, else any (loop, ram).
+fn some_block_device() -> Option<(u64, u64)> {
+    let mut devs: Vec<(bool, u64, u64)> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
+            let (a, b) = dev.trim().split_once(':')?;
+            let virt = name.starts_with("loop") || name.starts_with("ram");
+            Some((virt, a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect();
+    devs.sort();
+    devs.first().map(|&(_, a, b)| (a, b))
+}
+
+/// issue 22 item 13: `update -r` with `blockIO.throttle*Device` entries writes them:
+/// `blkio.throttle.*_device` on v1, `io.max` on v2; a later entry for the same device
+/// replaces the rate.
+#[test]
+fn update_writes_blkio_throttles_issue_22_item_13() {
+    require_root!();
+    let Some((maj, min)) = some_block_device() else {
+        eprintln!("SKIP no block device on this host");
+        return;
+    };
+    let env = Env::new();
+    let c = Ctr::create(&env, "sleep 1000", json!({}));
+    let f = env.tmp.join(unique("res.json"));
+    let dev = |rate: u64| json!([{"major": maj, "minor": min, "rate": rate}]);
+    std::fs::write(
+        &f,
+        json!({"blockIO": {
+            "throttleReadBpsDevice": dev(1048576), "throttleWriteBpsDevice": dev(2097152),
+            "throttleReadIOPSDevice": dev(100), "throttleWriteIOPSDevice": dev(200)}})
+        .to_string(),
+    )
+    .unwrap();
+    env.ok(&["update", "-r", f.to_str().unwrap(), &c.id]);
+    let d = format!("{maj}:{min}");
+    let v1 = [
+        "blkio.throttle.read_bps_device",
+        "blkio.throttle.write_bps_device",
+    ];
+    let st: Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(&c.id).join("state.json")).unwrap())
+            .unwrap();
+    let dirs: Vec<PathBuf> = st["cgroup"]["hierarchies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| PathBuf::from(h["dir"].as_str().unwrap()))
+        .collect();
+    if let Some(blkio) = dirs.iter().find(|d| d.join(v1[0]).exists()) {
+        for (file, want) in [
+            ("blkio.throttle.read_bps_device", "1048576"),
+            ("blkio.throttle.write_bps_device", "2097152"),
+            ("blkio.throttle.read_iops_device", "100"),
+            ("blkio.throttle.write_iops_device", "200"),
+        ] {
+            let got = read(&blkio.join(file));
+            assert!(got.contains(&format!("{d} {want}")), "{file}: {got:?}");
+        }
+        std::fs::write(
+            &f,
+            json!({"blockIO": {"throttleReadBpsDevice": dev(4096)}}).to_string(),
+        )
+        .unwrap();
+        env.ok(&["update", "-r", f.to_str().unwrap(), &c.id]);
+        let got = read(&blkio.join("blkio.throttle.read_bps_device"));
+        assert!(got.contains(&format!("{d} 4096")), "{got:?}");
+    } else if let Some(io) = dirs.iter().find(|d| d.join("io.max").exists()) {
+        let got = read(&io.join("io.max"));
+        assert!(
+            got.contains(&format!(
+                "{d} rbps=1048576 wbps=2097152 riops=100 wiops=200"
+            )),
+            "io.max: {got:?}"
+        );
+    } else {
+        eprintln!("SKIP neither blkio.throttle.* nor io.max in the container's cgroup");
+    }
+    c.kill_and_delete();
+}
+
 /// CPU time (ns) the cgroup used during `wall`.
 fn cpu_used(c: &Ctr, wall: Duration) -> f64 {
     let usage = || c.cpu_usage_ns();
@@ -790,11 +915,7 @@ fn update_resources_json_from_stdin_and_file() {
 
     // From a file; zeros mean "unchanged".
     let f = env.tmp.join(unique("res.json"));
-    std::fs::write(
-        &f,
-        r#"{"memory":{"limit":0},"pids":{"limit":0},"cpu":{"quota":-1}}"#,
-    )
-    .unwrap();
+    std::fs::write(&f, r#"{"memory":{"limit":0},"pids":{},"cpu":{"quota":-1}}"#).unwrap();
     env.ok(&["update", "-r", f.to_str().unwrap(), &c.id]);
     assert_eq!(c.memory_limit(), Some(32 * MIB as u64));
     assert_eq!(c.cg_read("pids", "pids.max"), "7");

@@ -519,3 +519,236 @@ fn exec_into_a_sub_cgroup() {
     env.ok(&["delete", "--force", &id]);
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// issue 22 item 4: `exec` applies the container's `personality` (and `memoryPolicy`) to the
+/// new process too, not only to the init.
+#[test]
+fn exec_gets_the_containers_personality_issue_22_item_4() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = sleeper();
+    cfg["linux"]["personality"] = json!({"domain": "LINUX32"});
+    cfg["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    let (b, id) = running(&env, cfg);
+    assert_eq!(env.ok(&["exec", &id, "uname", "-m"]), "i686\n");
+    let o = env.ok(&[
+        "exec",
+        &id,
+        "grep",
+        "-m1",
+        "-o",
+        "bind:0",
+        "/proc/self/numa_maps",
+    ]);
+    assert_eq!(o, "bind:0\n");
+    env.finish(&id, &b);
+}
+
+/// The CPUs this host has online (`0-1`), or None when there is only one.
+fn online_cpus() -> Option<String> {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    let s = s.trim().to_string();
+    (s != "0").then_some(s)
+}
+
+fn allowed_list(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// `cmd` pinned to CPU 0 (what `taskset -c 0 rruntime …` does).
+fn pinned_to_cpu0(mut c: std::process::Command) -> std::process::Command {
+    // SAFETY: sched_setaffinity is async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c
+}
+
+/// issue 22 item 17: the container's processes do not inherit the caller's CPU mask: with the
+/// runtime pinned to CPU 0, the init and an exec'd process may still run on every CPU.
+#[test]
+fn caller_cpu_mask_is_not_inherited_issue_22_item_17() {
+    require_root!();
+    let Some(online) = online_cpus() else {
+        eprintln!("SKIP one CPU online: a mask cannot be narrower than all CPUs");
+        return;
+    };
+    let env = Env::new();
+    let b = env.bundle(&base_config(&[
+        "sh",
+        "-c",
+        "grep Cpus_allowed_list /proc/self/status; true",
+    ]));
+    let id = env.id();
+    let o = env.output(pinned_to_cpu0(env.cmd(&["run", "--bundle", b.path(), &id])));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(allowed_list(&out(&o)), online, "init");
+    env.assert_no_leaks(&id, Some(&b));
+
+    let (b, id) = running(&env, sleeper());
+    let o = env.output(pinned_to_cpu0(env.cmd(&[
+        "exec",
+        &id,
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ])));
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(allowed_list(&out(&o)), online, "exec");
+    env.finish(&id, &b);
+}
+
+/// issue 22 item 16: `process.execCPUAffinity.final` is the exec'd process's mask once it is
+/// in the container's cgroup (from config.json's process, and from `exec --process`, which
+/// wins); `initial` alone leaves the process on the initial CPUs.
+#[test]
+fn exec_cpu_affinity_is_applied_issue_22_item_16() {
+    require_root!();
+    if online_cpus().is_none() {
+        eprintln!("SKIP one CPU online: affinity cannot be observed");
+        return;
+    }
+    let env = Env::new();
+    let mut cfg = sleeper();
+    cfg["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"});
+    let (b, id) = running(&env, cfg);
+    let o = env.ok(&[
+        "exec",
+        &id,
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ]);
+    assert_eq!(allowed_list(&o), "1", "config's final");
+    let mut p = base_config(&["grep", "Cpus_allowed_list", "/proc/self/status"])["process"].clone();
+    p["execCPUAffinity"] = json!({"initial": "1"});
+    let pf = env.tmp.join("process.json");
+    std::fs::write(&pf, p.to_string()).unwrap();
+    let o = env.ok(&["exec", "--process", pf.to_str().unwrap(), &id]);
+    assert_eq!(allowed_list(&o), "1", "--process initial only");
+    p["execCPUAffinity"] = json!({"initial": "1", "final": "0"});
+    std::fs::write(&pf, p.to_string()).unwrap();
+    let o = env.ok(&["exec", "--process", pf.to_str().unwrap(), &id]);
+    assert_eq!(allowed_list(&o), "0", "--process final");
+    env.finish(&id, &b);
+}
+
+/// Accepts the runtime's connection on `l` and receives (payload, fds) of one message.
+fn recv_one(l: &std::os::unix::net::UnixListener) -> (String, Vec<std::os::fd::OwnedFd>) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+    l.set_nonblocking(true).unwrap();
+    let (conn, _) = l.accept().expect("the runtime did not connect");
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .unwrap();
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(v) = c {
+            // SAFETY: the kernel installed these fds for us.
+            fds.extend(
+                v.into_iter()
+                    .map(|fd| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    let n = msg.bytes;
+    (String::from_utf8_lossy(&buf[..n]).into_owned(), fds)
+}
+
+/// The pid a pidfd refers to (`Pid:` in its fdinfo).
+fn pidfd_pid(fd: &std::os::fd::OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .expect("not a pidfd")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// issue 22 item 22: `--pidfd-socket PATH` on `create` and `exec` (runc ≥ 1.2): one message
+/// with one SCM_RIGHTS fd, a pidfd of the init (payload `standard`) or of the exec'd process
+/// (`setns`); a socket nobody listens on fails the command and leaves nothing behind.
+#[test]
+fn pidfd_socket_sends_a_pidfd_issue_22_item_22() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&sleeper());
+    let id = env.id();
+    let sock = env.tmp.join("pidfd.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let s = sock.to_str().unwrap();
+    env.ok(&["create", "--pidfd-socket", s, "--bundle", b.path(), &id]);
+    let (payload, fds) = recv_one(&l);
+    assert_eq!(fds.len(), 1);
+    assert_eq!(payload, "standard");
+    assert_eq!(pidfd_pid(&fds[0]) as i64, init_pid(&env, &id));
+    env.ok(&["start", &id]);
+    let pf = env.tmp.join("exec.pid");
+    env.ok(&[
+        "exec",
+        "-d",
+        "--pidfd-socket",
+        s,
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    let (payload, fds) = recv_one(&l);
+    assert_eq!(payload, "setns");
+    let pid: i32 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pidfd_pid(&fds[0]), pid);
+    // Through the pidfd the caller can signal the process.
+    // SAFETY: pidfd_send_signal on a pidfd we own.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&fds[0]),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    assert_eq!(r, 0);
+    wait_gone(pid);
+    env.finish(&id, &b);
+    // Nobody listening: create fails, nothing left.
+    let gone = env.tmp.join("nobody.sock");
+    let id2 = env.id();
+    let err = env.fails(&[
+        "create",
+        "--pidfd-socket",
+        gone.to_str().unwrap(),
+        "--bundle",
+        b.path(),
+        &id2,
+    ]);
+    assert_one_line_error(&err);
+    env.assert_no_leaks(&id2, Some(&b));
+}

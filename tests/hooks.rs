@@ -318,3 +318,55 @@ fn failing_post_hooks_are_warnings() {
     assert_eq!(env.run(&cfg).code, Some(0));
     assert_eq!(order(&dir), ["poststop2"]);
 }
+
+/// issue 22 item 9: a startContainer hook without an `env` of its own runs with the container
+/// process's environment (runc ≥ 1.2); one with its own env keeps it.
+#[test]
+fn start_container_hook_gets_the_process_env_issue_22_item_9() {
+    require_root!();
+    let env = Env::new();
+    let dir = env.scratch("hooks");
+    let mut cfg = base_config(&["true"]);
+    cfg["process"]["env"] = json!(["PATH=/bin", "FROM_PROCESS=yes"]);
+    add_bind(&mut cfg, &dir, "/out", &["rbind", "rw"]);
+    cfg["hooks"] = json!({"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "env > /out/no-env"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", "env > /out/own-env"], "env": ["OWN=1"]}
+    ]});
+    env.run_ok(&cfg);
+    let no_env = read(&dir.join("no-env"));
+    assert!(no_env.contains("FROM_PROCESS=yes"), "{no_env}");
+    assert!(no_env.contains("PATH=/bin"), "{no_env}");
+    let own = read(&dir.join("own-env"));
+    assert!(
+        own.contains("OWN=1") && !own.contains("FROM_PROCESS"),
+        "{own}"
+    );
+}
+
+/// issue 22 item 10 (hooks, mounts): a failing hook reads `error running <kind> hook #<n>: …`,
+/// a refused mount `error mounting "<src>" to rootfs at "<dst>": …` (runc's texts).
+#[test]
+fn hook_and_mount_error_texts_match_runc_issue_22_item_10() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = base_config(&["true"]);
+    cfg["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/true"}, failing_hook(3)
+    ]});
+    let err = env.create_fails(&cfg);
+    assert!(
+        err.contains("error running createRuntime hook #1: "),
+        "{err}"
+    );
+    let mut cfg = base_config(&["true"]);
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/x", "type": "nosuchfs", "source": "nothing"}),
+    );
+    let err = env.create_fails(&cfg);
+    assert!(
+        err.contains("error mounting \"nothing\" to rootfs at \"/x\": "),
+        "{err}"
+    );
+}

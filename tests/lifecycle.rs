@@ -762,6 +762,68 @@ fn delete_kills_what_outlived_an_init_without_pid_namespace() {
     wait_until(10, "the background sleep to die", || !alive(bg));
 }
 
+/// issue 22 item 14: `kill KILL` of a container without its own PID namespace signals every
+/// process of its cgroup (an exec'd one and one the init left in the background), not only
+/// the init; and the same once the init has exited.
+#[test]
+fn kill_sigkill_without_pid_namespace_kills_the_cgroup_issue_22_item_14() {
+    require_root!();
+    let env = Env::new();
+    let out = env.scratch("out");
+    let mut cfg = base_config(&[
+        "sh",
+        "-c",
+        "sleep 1000 >/dev/null 2>&1 & echo $! > /out/bg.tmp && mv /out/bg.tmp /out/bg; exec sleep 1000",
+    ]);
+    set_namespaces(&mut cfg, &["network", "ipc", "uts", "mount"]);
+    add_bind(&mut cfg, &out, "/out", &["rbind", "rw"]);
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    env.create(&b, &id);
+    env.ok(&["start", &id]);
+    let bg: i32 = wait_file(&out.join("bg"), 20).trim().parse().unwrap();
+    let _kill = KillOnDrop::new(bg);
+    let pf = env.tmp.join("exec.pid");
+    env.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pf.to_str().unwrap(),
+        &id,
+        "sleep",
+        "1000",
+    ]);
+    let ex: i32 = wait_file(&pf, 20).trim().parse().unwrap();
+    let _kill2 = KillOnDrop::new(ex);
+    env.ok(&["kill", &id, "KILL"]);
+    wait_until(20, "the background sleep to die", || !alive(bg));
+    wait_until(20, "the exec'd sleep to die", || !alive(ex));
+    env.wait_stopped(&id);
+    env.ok(&["delete", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+
+    // The init has exited, a background process is left: `kill KILL` still reaches it.
+    std::fs::remove_file(out.join("bg")).unwrap();
+    let mut cfg2 = cfg.clone();
+    cfg2["process"]["args"] = serde_json::json!([
+        "sh",
+        "-c",
+        "sleep 1000 >/dev/null 2>&1 & echo $! > /out/bg.tmp && mv /out/bg.tmp /out/bg"
+    ]);
+    let b = env.bundle(&cfg2);
+    let id = env.id();
+    env.create(&b, &id);
+    env.ok(&["start", &id]);
+    let bg: i32 = wait_file(&out.join("bg"), 20).trim().parse().unwrap();
+    let _kill3 = KillOnDrop::new(bg);
+    env.wait_stopped(&id);
+    assert!(alive(bg));
+    env.ok(&["kill", &id, "KILL"]);
+    wait_until(20, "the leftover sleep to die", || !alive(bg));
+    env.ok(&["delete", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}
+
 /// `run` lets the init go on to exec without a start handshake when nothing has to happen in
 /// between: the container's process may have run and exited before the runtime's own start step,
 /// which must still report success and run the poststart hooks. The runtime is held between

@@ -642,3 +642,71 @@ fn no_pivot() {
     env.ok(&["delete", &id]);
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// issue 22 item 20: a tmpfs without `mode=` takes the mode of the directory it covers in the
+/// rootfs, setgid bit included (runc ≥ 1.1.9); a `mode=` option still wins.
+#[test]
+fn tmpfs_takes_the_mount_point_mode_issue_22_item_20() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = base_config(&["sh", "-c", "stat -c '%a' /t /u /new"]);
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/u", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700"]}),
+    );
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/new", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    let b = env.bundle(&cfg);
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["t", "u"] {
+        std::fs::create_dir(b.rootfs().join(d)).unwrap();
+        std::fs::set_permissions(b.rootfs().join(d), std::fs::Permissions::from_mode(0o2710))
+            .unwrap();
+    }
+    let id = env.id();
+    let o = env.rt(&["run", "--bundle", b.path(), &id]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // /new did not exist: the kernel's default (1777).
+    assert_eq!(out, "2710\n700\n1777\n");
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+/// issue 22 item 21: `maskedPaths` duplicates are masked once, and all masked directories
+/// share one read-only tmpfs (one superblock; runc 1.4.3).
+#[test]
+fn masked_dirs_share_one_tmpfs_and_duplicates_mask_once_issue_22_item_21() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = base_config(&["cat", "/proc/self/mountinfo"]);
+    cfg["linux"]["maskedPaths"] = json!(["/m1", "/m2", "/m1", "/m3/", "/f", "/f"]);
+    let b = env.bundle(&cfg);
+    for d in ["m1", "m2", "m3"] {
+        std::fs::create_dir(b.rootfs().join(d)).unwrap();
+    }
+    std::fs::write(b.rootfs().join("f"), "secret").unwrap();
+    let id = env.id();
+    let o = env.rt(&["run", "--bundle", b.path(), &id]);
+    let mi = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let at = |mp: &str| -> Vec<Vec<String>> {
+        mi.lines()
+            .map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
+            .filter(|f| f.get(4).map(String::as_str) == Some(mp))
+            .collect()
+    };
+    for mp in ["/m1", "/m2", "/m3", "/f"] {
+        assert_eq!(at(mp).len(), 1, "{mp} masked {} times:\n{mi}", at(mp).len());
+    }
+    let dev = |mp: &str| at(mp)[0][2].clone();
+    assert_eq!(dev("/m1"), dev("/m2"), "{mi}");
+    assert_eq!(dev("/m1"), dev("/m3"), "{mi}");
+    assert!(at("/m2")[0][5].starts_with("ro"), "{mi}");
+    env.assert_no_leaks(&id, Some(&b));
+}

@@ -296,3 +296,23 @@ fn user_namespace_mappings() {
     assert_eq!(lines[2], "0");
     assert_ne!(lines[3], host_ns("user"));
 }
+
+/// issue 22 item 7: an empty namespace path (`{"type": "mount", "path": ""}`) means a new
+/// namespace, as if `path` were absent.
+#[test]
+fn empty_namespace_path_means_new_namespace_issue_22_item_7() {
+    require_root!();
+    let env = Env::new();
+    let out = env.sh(&ns_script(), |c| {
+        c["linux"]["namespaces"] = json!([
+            {"type": "pid", "path": ""}, {"type": "network", "path": ""},
+            {"type": "ipc", "path": ""}, {"type": "uts", "path": ""},
+            {"type": "mount", "path": ""}, {"type": "cgroup", "path": ""}
+        ]);
+    });
+    let m = parse_ns(&out);
+    for n in NS {
+        assert_ne!(m[n], host_ns(n), "{n} namespace is the host's");
+    }
+    assert_eq!(m["pid1"], "1");
+}

@@ -73,6 +73,39 @@ fn env_and_home() {
     env.assert_no_leaks(&id, Some(&b));
 }
 
+/// issue 22 item 2: an empty `HOME` in process.env counts as missing: the user's home from the
+/// container's /etc/passwd replaces it (one `HOME=` entry, non-empty).
+#[test]
+fn empty_home_is_replaced_from_passwd_issue_22_item_2() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = base_config(&["sh", "-c", "env | grep '^HOME='"]);
+    cfg["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    cfg["process"]["env"] = json!(["PATH=/bin", "HOME="]);
+    assert_eq!(env.run_ok(&cfg), "HOME=/home/user\n");
+}
+
+/// issue 22 item 3: duplicate env keys are collapsed to one entry each, the last one wins
+/// (`ONE=two` then `ONE=` gives `ONE=`), at the place of its last occurrence.
+#[test]
+fn duplicate_env_keys_last_wins_issue_22_item_3() {
+    require_root!();
+    let env = Env::new();
+    let mut cfg = base_config(&["env"]);
+    cfg["process"]["env"] = json!(["ONE=two", "PATH=/bin", "TWO=a", "ONE=", "TWO=b", "HOME=/h"]);
+    let out = env.run_ok(&cfg);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["PATH=/bin", "ONE=", "TWO=b", "HOME=/h"], "{out}");
+    // An entry that is not NAME=VALUE is refused with runc's text.
+    let mut cfg = base_config(&["true"]);
+    cfg["process"]["env"] = json!(["PATH=/bin", "NOEQUALS"]);
+    let err = env.create_fails(&cfg);
+    assert!(
+        err.contains("invalid environment variable: missing '='"),
+        "{err}"
+    );
+}
+
 /// cwd is used (and created when missing); the process is inside the container's root.
 #[test]
 fn cwd() {

@@ -496,3 +496,94 @@ fn exec_child_is_not_dumpable_inside_the_container() {
     env.ok(&["delete", "--force", &id]);
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// issue 22 item 5: `process.scheduler.flags` take the runtime-spec's names: a config with
+/// `SCHED_FLAG_RESET_ON_FORK` (oci-spec 0.10 spells it `SCHED_RESET_ON_FORK`) runs, and the
+/// flag really works: the init keeps nice -5, its children start at 0.
+#[test]
+fn scheduler_flags_by_runtime_spec_names_issue_22_item_5() {
+    require_root!();
+    let (code, out, err) = run_with(
+        &[
+            "sh",
+            "-c",
+            // (not the last command: sh would exec it in place of itself)
+            "cut -d' ' -f19 /proc/$$/stat; cut -d' ' -f19 /proc/self/stat; true",
+        ],
+        |c| {
+            c["process"]["scheduler"] = json!({"policy": "SCHED_OTHER", "nice": -5,
+                "flags": ["SCHED_FLAG_RESET_ON_FORK"]});
+        },
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "-5\n0\n", "nice of the init, then of its child");
+    // The other renamed flag is accepted too (the config is not refused as invalid).
+    let env = Env::new();
+    let mut cfg = base_config(&["true"]);
+    cfg["process"]["scheduler"] = json!({"policy": "SCHED_DEADLINE", "runtime": 1000000,
+        "deadline": 2000000, "period": 2000000, "flags": ["SCHED_FLAG_DL_OVERRUN"]});
+    cfg["linux"]["resources"]["cpu"] = json!({"cpus": "0"});
+    // SCHED_DEADLINE with a restricted cpuset is refused up front with runc's text.
+    let err = env.create_fails(&cfg);
+    assert!(
+        err.contains("process scheduler can't be used together with AllowedCPUs"),
+        "{err}"
+    );
+}
+
+/// issue 22 item 6: invalid `linux.memoryPolicy` configs get runc's one-line errors.
+#[test]
+fn memory_policy_errors_use_runc_texts_issue_22_item_6() {
+    require_root!();
+    let env = Env::new();
+    for (mp, want) in [
+        (
+            json!({"mode": "MPOL_NOPE"}),
+            "invalid memory policy mode \"MPOL_NOPE\"",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_NOPE"]}),
+            "invalid memory policy flag \"MPOL_F_NOPE\"",
+        ),
+        (
+            json!({"mode": "MPOL_DEFAULT", "nodes": "0"}),
+            "memory policy mode requires 0 nodes but got 1",
+        ),
+        (
+            json!({"mode": "MPOL_INTERLEAVE"}),
+            "memory policy mode requires at least one node but got 0",
+        ),
+    ] {
+        let mut cfg = base_config(&["true"]);
+        cfg["linux"]["memoryPolicy"] = mp;
+        let err = env.create_fails(&cfg);
+        assert!(err.contains(want), "want {want:?}: {err}");
+        assert!(!err.contains("unknown variant"), "serde's text: {err}");
+    }
+}
+
+/// issue 22 item 8: capability names this runtime does not know (a config for a newer kernel)
+/// are skipped with runc's warning, the known ones still apply; an ambient capability that is
+/// not inheritable is warned about.
+#[test]
+fn unknown_capabilities_are_skipped_with_a_warning_issue_22_item_8() {
+    require_root!();
+    let (code, out, err) = run_with(&["sh", "-c", "grep CapEff /proc/self/status"], |c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = json!(["CAP_KILL", "CAP_FROM_THE_FUTURE"]);
+        }
+        c["process"]["capabilities"]["ambient"] = json!(["CAP_KILL"]);
+        c["process"]["noNewPrivileges"] = json!(false);
+    });
+    assert_eq!(code, 0, "refused: {err}");
+    // CAP_KILL is bit 5.
+    assert_eq!(out.trim(), "CapEff:\t0000000000000020", "{out}");
+    assert!(
+        err.contains("ignoring unknown or unavailable capabilities: [CAP_FROM_THE_FUTURE]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("can't raise ambient capability CAP_KILL"),
+        "{err}"
+    );
+}

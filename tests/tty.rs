@@ -81,7 +81,7 @@ fn console_socket() {
     env.ok(&["start", &id]);
     // tty, then consoleSize, then /dev/console: the pts major 136 (0x88).
     let got = read_until(master.as_fd(), "console 88", 20);
-    assert!(got.contains("/dev/pts/0\r\n30 100\r\n"), "{got}");
+    assert!(got.contains("/dev/pts/0\n30 100\n"), "{got}");
     write_all(master, b"xyz\n");
     read_until(master.as_fd(), "got:xyz", 20);
     env.wait_stopped(&id);
@@ -164,4 +164,51 @@ fn run_proxies_the_terminal() {
         "terminal mode not restored"
     );
     env.assert_no_leaks(&id, Some(&b));
+}
+
+/// issue 22 item 1: every console the runtime makes has `ONLCR` cleared, so what the container
+/// writes arrives byte for byte (`\n`, not `\r\n`): the init's console (create
+/// --console-socket) and an `exec -t` console.
+#[test]
+fn console_output_has_no_onlcr_cr_issue_22_item_1() {
+    require_root!();
+    let env = Env::new();
+    let sock = env.tmp.join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut cfg = base_config(&["sh", "-c", "printf 'a\\nb\\ninit-done\\n'; sleep 1000"]);
+    cfg["process"]["terminal"] = json!(true);
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    let s = sock.to_str().unwrap();
+    env.ok(&["create", "--console-socket", s, "--bundle", b.path(), &id]);
+    let (_, fds) = receive_console(&listener);
+    env.ok(&["start", &id]);
+    let got = read_until(fds[0].as_fd(), "init-done", 20);
+    assert!(got.contains("a\nb\ninit-done\n"), "init console: {got:?}");
+    assert!(
+        !got.contains('\r'),
+        "init console turned \\n into \\r\\n: {got:?}"
+    );
+    let sock2 = env.tmp.join("console2.sock");
+    let listener2 = UnixListener::bind(&sock2).unwrap();
+    let s2 = sock2.to_str().unwrap();
+    env.ok(&[
+        "exec",
+        "-t",
+        "-d",
+        "--console-socket",
+        s2,
+        &id,
+        "sh",
+        "-c",
+        "printf 'c\\nd\\nexec-done\\n'; sleep 1000",
+    ]);
+    let (_, fds2) = receive_console(&listener2);
+    let got = read_until(fds2[0].as_fd(), "exec-done", 20);
+    assert!(got.contains("c\nd\nexec-done\n"), "exec console: {got:?}");
+    assert!(
+        !got.contains('\r'),
+        "exec console turned \\n into \\r\\n: {got:?}"
+    );
+    env.finish(&id, &b);
 }

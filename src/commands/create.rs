@@ -22,8 +22,13 @@ pub fn create_container(
         (None, Some(p)) => Some(tty::connect_console_socket(p)?),
         (None, None) => None,
     };
+    let pidfd_sock = a
+        .pidfd_socket
+        .as_deref()
+        .map(tty::connect_console_socket)
+        .transpose()?;
     let root = ctx.root(true)?;
-    spawn::create(CreateOpts {
+    let created = spawn::create(CreateOpts {
         id: &a.id,
         bundle,
         root: &root,
@@ -35,7 +40,17 @@ pub fn create_container(
         notify: crate::notify::host_socket().is_some(),
         start_now,
         cgroup_opts: ctx.cgroup_opts().clone(),
-    })
+    })?;
+    if let Some(sock) = &pidfd_sock {
+        use std::os::fd::AsFd;
+        if let Err(e) = tty::send_pidfd(sock.as_fd(), created.state.pid, "standard") {
+            // Leave nothing behind, as for any failed create.
+            let Created { dir, state, .. } = created;
+            let _ = super::delete::destroy(ctx, dir, &state, crate::container::Status::Created);
+            return Err(e);
+        }
+    }
+    Ok(created)
 }
 
 /// Validates the id and loads the bundle named by `--bundle` (default: the current directory),

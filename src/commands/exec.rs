@@ -176,6 +176,11 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
         }
         _ => (None, None),
     };
+    let pidfd_sock = a
+        .pidfd_socket
+        .as_deref()
+        .map(tty::connect_console_socket)
+        .transpose()?;
     let pid = exec::exec(ExecOpts {
         state: &st,
         process: &process,
@@ -184,6 +189,14 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
         sub_cgroup,
         cgroup_opts: ctx.cgroup_opts(),
     })?;
+    if let Some(sock) = &pidfd_sock {
+        if let Err(e) = tty::send_pidfd(sock.as_fd(), pid, "setns") {
+            // SAFETY: kill(2) of our own child, which the caller will never hear of.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return Err(e);
+        }
+    }
     if let Some(p) = &a.pid_file {
         crate::state::write_pid_file(p, pid)?;
     }

@@ -91,6 +91,18 @@ pub fn signal_all(st: &crate::state::State, sig: i32, opts: &cgroups::CgroupOpti
     Ok(())
 }
 
+/// Whether the container has a PID namespace of its own (new, not joined by path).
+fn private_pid_ns(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+            })
+        })
+}
+
 pub fn run(ctx: &Ctx, a: &crate::cli::KillArgs) -> Result<i32> {
     let sig = parse_signal(a.signal.as_deref().unwrap_or("TERM"))?;
     let dir = ctx.container(&a.id)?;
@@ -107,6 +119,18 @@ pub fn run(ctx: &Ctx, a: &crate::cli::KillArgs) -> Result<i32> {
             // The managers thaw a frozen cgroup for SIGKILL: the pause is over.
             let _ = dir.mark_paused(false);
         }
+        return Ok(0);
+    }
+    if sig == libc::SIGKILL && !private_pid_ns(&st.config) {
+        // runc ≥ 1.2: without its own PID namespace, killing the init does not take the
+        // other processes with it; SIGKILL goes to every process of the cgroup, also after
+        // the init has exited (nothing left to kill is fine while the cgroup exists).
+        let mgr = cgroups::from_state(&st.cgroup, ctx.cgroup_opts())?;
+        if status == Status::Stopped && mgr.pids().is_err() {
+            return Err(Error::NotRunning);
+        }
+        signal_all(&st, sig, ctx.cgroup_opts())?;
+        let _ = dir.mark_paused(false);
         return Ok(0);
     }
     if status == Status::Stopped {

@@ -21,7 +21,7 @@ pub fn default_spec() -> Value {
             ],
             "cwd": "/",
             "capabilities": {
-                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
+                "bounding": caps, "effective": caps, "permitted": caps
             },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": true

@@ -95,9 +95,14 @@ pub fn from_json(text: &str) -> Result<LinuxResources> {
         ));
     }
     // `null` decodes to "nothing to change", as in Go.
-    let mut it = serde_json::Deserializer::from_str(text).into_iter::<Option<LinuxResources>>();
+    let mut it = serde_json::Deserializer::from_str(text).into_iter::<Option<serde_json::Value>>();
     match it.next() {
-        Some(Ok(r)) => Ok(r.unwrap_or_default()),
+        Some(Ok(None)) => Ok(LinuxResources::default()),
+        Some(Ok(Some(mut v))) => {
+            crate::spec_compat::resources(&mut v);
+            serde_json::from_value(v)
+                .map_err(|e| Error::config(format!("invalid resources JSON: {e}")))
+        }
         Some(Err(e)) => Err(Error::config(format!("invalid resources JSON: {e}"))),
         None => Err(Error::config(
             "invalid resources JSON: EOF (no value given)",
@@ -248,7 +253,9 @@ pub fn from_flags(a: &UpdateArgs) -> Result<LinuxResources> {
     }
     if let Some(v) = &a.pids_limit {
         let mut p = LinuxPids::default();
-        p.set_limit(parse_int_flag("pids-limit", v)?);
+        // runc 1.4: 0 means pids.max 1 (0 stays "not set" inside rruntime).
+        let l = parse_int_flag("pids-limit", v)?;
+        p.set_limit(if l == 0 { 1 } else { l });
         r.set_pids(Some(p));
     }
     r.set_memory(Some(mem));
@@ -312,19 +319,23 @@ pub fn updatable(r: &LinuxResources) -> LinuxResources {
         }
     }
     if let Some(b) = r.block_io() {
-        if let Some(w) = b.weight().filter(|&w| w != 0) {
-            let mut n = LinuxBlockIo::default();
-            n.set_weight(Some(w));
+        // runc ≥ 1.2 updates the weight, the per-device weights and the four throttle lists
+        // (an entry replaces the one of the same device; a rate of 0 removes the limit).
+        fn nonempty<T: Clone>(v: &Option<Vec<T>>) -> Option<Vec<T>> {
+            v.clone().filter(|v| !v.is_empty())
+        }
+        let mut n = LinuxBlockIo::default();
+        n.set_weight(b.weight().filter(|&w| w != 0));
+        n.set_weight_device(nonempty(b.weight_device()));
+        n.set_throttle_read_bps_device(nonempty(b.throttle_read_bps_device()));
+        n.set_throttle_write_bps_device(nonempty(b.throttle_write_bps_device()));
+        n.set_throttle_read_iops_device(nonempty(b.throttle_read_iops_device()));
+        n.set_throttle_write_iops_device(nonempty(b.throttle_write_iops_device()));
+        if n != LinuxBlockIo::default() {
             out.set_block_io(Some(n));
         }
-        if b.leaf_weight().is_some()
-            || b.weight_device().is_some()
-            || b.throttle_read_bps_device().is_some()
-            || b.throttle_write_bps_device().is_some()
-            || b.throttle_read_iops_device().is_some()
-            || b.throttle_write_iops_device().is_some()
-        {
-            ignored.push("blockIO (other than weight)");
+        if b.leaf_weight().is_some() {
+            ignored.push("blockIO.leafWeight");
         }
     }
     if let Some(p) = r.pids().filter(|p| p.limit() != 0) {
@@ -376,10 +387,33 @@ pub fn merge(res: &mut LinuxResources, u: &LinuxResources) {
         t.set_mems(c.mems().clone().or_else(|| t.mems().clone()));
         t.set_idle(c.idle().or(t.idle()));
     }
-    if let Some(w) = u.block_io().as_ref().and_then(|b| b.weight()) {
-        res.block_io_mut()
-            .get_or_insert_with(Default::default)
-            .set_weight(Some(w));
+    if let Some(b) = u.block_io() {
+        let t = res.block_io_mut().get_or_insert_with(Default::default);
+        t.set_weight(b.weight().or(t.weight()));
+        t.set_weight_device(upsert(t.weight_device(), b.weight_device(), |d| {
+            (d.major(), d.minor())
+        }));
+        let key = |d: &oci_spec::runtime::LinuxThrottleDevice| (d.major(), d.minor());
+        t.set_throttle_read_bps_device(upsert(
+            t.throttle_read_bps_device(),
+            b.throttle_read_bps_device(),
+            key,
+        ));
+        t.set_throttle_write_bps_device(upsert(
+            t.throttle_write_bps_device(),
+            b.throttle_write_bps_device(),
+            key,
+        ));
+        t.set_throttle_read_iops_device(upsert(
+            t.throttle_read_iops_device(),
+            b.throttle_read_iops_device(),
+            key,
+        ));
+        t.set_throttle_write_iops_device(upsert(
+            t.throttle_write_iops_device(),
+            b.throttle_write_iops_device(),
+            key,
+        ));
     }
     if let Some(p) = u.pids() {
         res.set_pids(Some(*p));
@@ -389,6 +423,23 @@ pub fn merge(res: &mut LinuxResources, u: &LinuxResources) {
             .get_or_insert_with(Default::default)
             .extend(un.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
+}
+
+/// `old` with each entry of `new` replacing the one with the same key (or appended).
+fn upsert<T: Clone, K: PartialEq>(
+    old: &Option<Vec<T>>,
+    new: &Option<Vec<T>>,
+    key: impl Fn(&T) -> K,
+) -> Option<Vec<T>> {
+    let Some(new) = new else {
+        return old.clone();
+    };
+    let mut list = old.clone().unwrap_or_default();
+    for d in new {
+        list.retain(|o| key(o) != key(d));
+        list.push(d.clone());
+    }
+    Some(list)
 }
 
 #[cfg(test)]
@@ -491,8 +542,12 @@ mod tests {
     fn nothing_given_changes_nothing() {
         let r = updatable(&from_flags(&args(|_| {})).unwrap());
         assert_eq!(r, LinuxResources::default());
+    }
+
+    #[test]
+    fn pids_limit_zero_is_one_as_runc_1_4() {
         let r = updatable(&from_flags(&args(|a| a.pids_limit = Some("0".into()))).unwrap());
-        assert_eq!(r, LinuxResources::default());
+        assert_eq!(r.pids().unwrap().limit(), 1);
     }
 
     #[test]

@@ -152,8 +152,78 @@ pub fn apply_io_priority(p: &LinuxIOPriority) -> Result<()> {
 
 /// Parses a node list like `0-3,5` into a bitmask of `u64` words.
 pub fn parse_nodes(s: &str) -> Result<Vec<u64>> {
+    parse_bitmap(s, 4096, || {
+        Error::config(format!("linux.memoryPolicy.nodes: invalid node list {s:?}"))
+    })
+}
+
+/// Parses a CPU list like `0-3,7` (`process.execCPUAffinity`) into a bitmask of `u64` words.
+pub fn parse_cpus(s: &str, field: &str) -> Result<Vec<u64>> {
+    let mask = parse_bitmap(s, MAX_CPUS, || {
+        Error::config(format!("bad CPUAffinity.{field}: invalid CPU list {s:?}"))
+    })?;
+    if mask.is_empty() {
+        return Err(Error::config(format!(
+            "bad CPUAffinity.{field}: empty CPU list"
+        )));
+    }
+    Ok(mask)
+}
+
+/// CPUs a reset affinity allows (all possible ones: the kernel clamps it to its own count and
+/// to the task's cpuset, and a CPU added to the cpuset later is not excluded).
+const MAX_CPUS: usize = 64 * 1024;
+
+/// sched_setaffinity(pid, mask); pid 0 is the calling thread.
+pub fn set_affinity(pid: i32, mask: &[u64]) -> std::result::Result<(), Errno> {
+    // SAFETY: the kernel reads `len` bytes from a buffer of that size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            pid,
+            std::mem::size_of_val(mask),
+            mask.as_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// The calling thread's affinity mask.
+pub fn get_affinity() -> Option<Vec<u64>> {
+    let mut mask = vec![0u64; MAX_CPUS / 64];
+    // SAFETY: the kernel writes at most `len` bytes into the buffer.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getaffinity,
+            0,
+            std::mem::size_of_val(mask.as_slice()),
+            mask.as_mut_ptr(),
+        )
+    };
+    (r > 0).then(|| {
+        mask.truncate((r as usize).div_ceil(8));
+        mask
+    })
+}
+
+/// Lets `pid` run on every CPU its cgroup's cpuset allows, instead of the mask it inherited
+/// from whoever started the runtime (`taskset -c 0 rruntime run …`), as runc ≥ 1.2 does.
+/// Best effort, as in runc: a failure is a warning.
+pub fn reset_affinity(pid: i32) {
+    let all = vec![u64::MAX; MAX_CPUS / 64];
+    if let Err(e) = set_affinity(pid, &all) {
+        crate::logging::warn(format!(
+            "resetting the CPU affinity of pid {pid} failed ({e}); the container process may \
+             inherit the runtime's CPU affinity"
+        ));
+    }
+}
+
+fn parse_bitmap(s: &str, max: usize, bad: impl Fn() -> Error) -> Result<Vec<u64>> {
     let mut mask: Vec<u64> = Vec::new();
-    let bad = || Error::config(format!("linux.memoryPolicy.nodes: invalid node list {s:?}"));
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (a, b) = match part.split_once('-') {
             Some((a, b)) => (
@@ -165,7 +235,7 @@ pub fn parse_nodes(s: &str) -> Result<Vec<u64>> {
                 (n, n)
             }
         };
-        if a > b || b >= 4096 {
+        if a > b || b >= max {
             return Err(bad());
         }
         for n in a..=b {

@@ -31,7 +31,17 @@ pub struct ExecOpts<'a> {
     pub cgroup_opts: &'a CgroupOptions,
 }
 
+/// The child's CPU mask once it is in the container's cgroup.
+enum Affinity {
+    Set(Vec<u64>),
+    Reset,
+    Keep,
+}
+
 struct Child<'a> {
+    personality: Option<&'a oci_spec::runtime::LinuxPersonality>,
+    memory_policy: Option<&'a oci_spec::runtime::LinuxMemoryPolicy>,
+    final_affinity: Affinity,
     process: &'a Process,
     pidfd: RawFd,
     join: CloneFlags,
@@ -92,7 +102,43 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         None => cgroups::join_plan(&st.cgroup),
     };
     let v2_fd = cg_join.open_v2_dir()?;
+    // `process.execCPUAffinity` (of `--process`, else of the container's process): `initial`
+    // is the mask the child has before it joins the container's cgroup (inherited from this
+    // process at clone), `final` the one it gets once it is in; without either the child's
+    // mask is reset to what the cgroup allows (runc ≥ 1.2).
+    let aff = o
+        .process
+        .exec_cpu_affinity()
+        .clone()
+        .or_else(|| st.config.process().as_ref()?.exec_cpu_affinity().clone());
+    let initial = aff
+        .as_ref()
+        .and_then(|a| a.initial().as_deref())
+        .map(|s| super::attrs::parse_cpus(s, "Initial"))
+        .transpose()?;
+    let final_mask = aff
+        .as_ref()
+        .and_then(|a| a.cpu_affinity_final().as_deref())
+        .map(|s| super::attrs::parse_cpus(s, "Final"))
+        .transpose()?;
+    let own_mask = match &initial {
+        Some(m) => {
+            let saved = super::attrs::get_affinity();
+            super::attrs::set_affinity(0, m)
+                .map_err(|e| Error::msg(format!("error setting initial CPU affinity: {e}")))?;
+            saved
+        }
+        None => None,
+    };
+    let linux = st.config.linux().as_ref();
     let child = Child {
+        personality: linux.and_then(|l| l.personality().as_ref()),
+        memory_policy: linux.and_then(|l| l.memory_policy().as_ref()),
+        final_affinity: match (&initial, &final_mask) {
+            (_, Some(m)) => Affinity::Set(m.clone()),
+            (None, None) => Affinity::Reset,
+            (Some(_), None) => Affinity::Keep,
+        },
         process: o.process,
         pidfd: pidfd.as_raw_fd(),
         join: join - for_children,
@@ -111,6 +157,9 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
     if pid == 0 {
         drop(parent_ch);
         child_main(&child, child_ch);
+    }
+    if let Some(m) = own_mask {
+        let _ = super::attrs::set_affinity(0, &m);
     }
     drop(child_ch);
     let r = (|| -> Result<()> {
@@ -192,6 +241,20 @@ fn child_setup(c: &Child, chan: &Channel) -> Result<()> {
         }
     }
     crate::logging::phase("exec: joined");
+    // In the container's cgroup now.
+    match &c.final_affinity {
+        Affinity::Set(m) => super::attrs::set_affinity(0, m)
+            .map_err(|e| Error::msg(format!("error setting final CPU affinity: {e}")))?,
+        Affinity::Reset => super::attrs::reset_affinity(0),
+        Affinity::Keep => {}
+    }
+    // The container's personality and memory policy hold for its every process (runc ≥ 1.2).
+    if let Some(pers) = c.personality {
+        super::attrs::apply_personality(pers)?;
+    }
+    if let Some(mp) = c.memory_policy {
+        super::attrs::apply_memory_policy(mp)?;
+    }
     let p = c.process;
     if let Some(adj) = p.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())

@@ -252,9 +252,7 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
         for p in l.readonly_paths().iter().flatten() {
             rootfs::readonly_path(p)?;
         }
-        for p in l.masked_paths().iter().flatten() {
-            rootfs::mask_path(p)?;
-        }
+        rootfs::mask_paths(l.masked_paths().as_deref().unwrap_or_default())?;
     }
     rootfs::apply_rootfs_propagation(&rc)?;
     if let Some(l) = linux {
@@ -273,6 +271,8 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
         // A config without process can be created; `start` then fails (runtime-spec).
         return wait_for_start_without_process(cfg, chan);
     };
+    // In its cgroups by now: run on what their cpuset allows, not the caller's CPU mask.
+    super::attrs::reset_affinity(0);
     setup::apply_process_attributes(p)?;
     let (args, env, exe) = setup::command_line(p)?;
 
@@ -301,7 +301,19 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
         privs.lock_down()?;
         if let Some(sc) = hooks.and_then(|h| h.start_container().as_ref()) {
             let st = hook_state(cfg, host_pid, "created");
-            hooks::run_all("startContainer", Some(sc), &st, None)?;
+            // A startContainer hook without an env of its own gets the container process's
+            // (runc ≥ 1.2).
+            let sc: Vec<_> = sc
+                .iter()
+                .cloned()
+                .map(|mut h| {
+                    if h.env().as_ref().map_or(true, |e| e.is_empty()) {
+                        h.set_env(Some(env.clone()));
+                    }
+                    h
+                })
+                .collect();
+            hooks::run_all("startContainer", Some(&sc), &st, None)?;
         }
         Err(privs.exec_locked(&exe, &args, &env, cfg.preserve_fds))
     })();

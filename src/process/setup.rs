@@ -80,12 +80,49 @@ pub fn apply_process_attributes(p: &oci_spec::runtime::Process) -> Result<()> {
 /// missing) and the executable `args[0]` resolves to.
 pub fn command_line(p: &oci_spec::runtime::Process) -> Result<(Vec<String>, Vec<String>, CString)> {
     let args: Vec<String> = p.args().clone().unwrap_or_default();
-    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
-    if !env_has(&env, "HOME") {
-        env.push(format!("HOME={}", home_of(p.user().uid())));
-    }
+    let env = prepare_env(p.env().as_deref().unwrap_or_default(), p.user().uid())?;
     let exe = lookup_exec(&args[0], &env)?;
     Ok((args, env, exe))
+}
+
+/// The environment the process gets, as runc ≥ 1.2 makes it: every entry must be `NAME=VALUE`
+/// with a non-empty name and no NUL; one entry per name, the last one wins (in the order of
+/// the last occurrences); an empty `HOME` is dropped, and a missing one is added from the
+/// user's entry in the container's /etc/passwd (else `/`).
+pub fn prepare_env(env: &[String], uid: u32) -> Result<Vec<String>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(env.len() + 1);
+    let mut home = false;
+    for kv in env.iter().rev() {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(Error::config("invalid environment variable: missing '='"));
+        };
+        if k.is_empty() {
+            return Err(Error::config(
+                "invalid environment variable: name cannot be empty",
+            ));
+        }
+        if !seen.insert(k) {
+            continue;
+        }
+        if kv.contains('\0') {
+            return Err(Error::config(format!(
+                "invalid environment variable {k:?}: contains nul byte (\\x00)"
+            )));
+        }
+        if k == "HOME" {
+            if v.is_empty() {
+                continue;
+            }
+            home = true;
+        }
+        out.push(kv.clone());
+    }
+    out.reverse();
+    if !home {
+        out.push(format!("HOME={}", home_of(uid)));
+    }
+    Ok(out)
 }
 
 /// True if `env` (NAME=VALUE list) sets `name`.
@@ -125,10 +162,14 @@ pub fn lookup_exec(arg0: &str, env: &[String]) -> Result<CString> {
         if is_exec(p) {
             return CString::new(arg0).map_err(|_| Error::config("process.args[0] contains NUL"));
         }
-        let why = if p.exists() {
-            "permission denied"
-        } else {
-            "no such file or directory"
+        // Go's exec.LookPath wording, as runc reports it.
+        let why = match std::fs::metadata(p) {
+            Err(e) => format!(
+                "stat {arg0}: {}",
+                crate::error::strerror(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+            ),
+            Ok(m) if m.is_dir() => "is a directory".to_string(),
+            Ok(_) => "permission denied".to_string(),
         };
         return Err(Error::msg(format!("exec: {arg0:?}: {why}")));
     }
@@ -251,10 +292,13 @@ pub fn exec(path: &CString, args: &[String], env: &[String]) -> Error {
         .filter_map(|a| CString::new(a.as_bytes()).ok())
         .collect();
     match nix::unistd::execve(path, &cargs, &cenv) {
-        Err(e) => Error::Sys {
-            ctx: format!("exec {:?}", path),
-            source: e,
-        },
+        // runc's (Go's) wording, which callers match on: Docker maps "no such file or
+        // directory" to exit 127 and "permission denied" to 126.
+        Err(e) => Error::msg(format!(
+            "exec {}: {}",
+            path.to_string_lossy(),
+            crate::error::strerror(e)
+        )),
         Ok(_) => unreachable_ok(),
     }
 }

@@ -290,6 +290,61 @@ fn remount_ro(path: &str) -> Result<()> {
 }
 
 /// `linux.maskedPaths`: a directory gets an empty read-only tmpfs, anything else /dev/null.
+/// `linux.maskedPaths`, as runc 1.4.3: each path once (duplicates, also lexically equal ones,
+/// are skipped), files covered by /dev/null, and every directory by the same read-only tmpfs:
+/// the first gets a fresh one, the others a bind mount of it (fewer superblocks and mounts
+/// per container); should such a bind fail, each directory gets its own tmpfs.
+pub fn mask_paths(paths: &[String]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let mut shared: Option<std::os::fd::OwnedFd> = None;
+    let mut bind_failed = false;
+    for path in paths {
+        if !seen.insert(safe_path::clean(Path::new(path))) {
+            continue;
+        }
+        let is_dir = match nix::sys::stat::stat(path.as_str()) {
+            Ok(st) => st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(e).ctx(|| format!("mask {path}")),
+        };
+        if !is_dir {
+            mask_path(path)?;
+            continue;
+        }
+        if let Some(fd) = shared.as_ref().filter(|_| !bind_failed) {
+            use std::os::fd::AsRawFd;
+            let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            match mount(
+                Some(src.as_str()),
+                path.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            ) {
+                Ok(()) => continue,
+                Err(e) => {
+                    crate::logging::warn(format!(
+                        "maskPaths: shared tmpfs bind-mount failed ({e}), falling back to \
+                         per-directory tmpfs"
+                    ));
+                    bind_failed = true;
+                }
+            }
+        }
+        mask_path(path)?;
+        if shared.is_none() && !bind_failed {
+            // The tmpfs just mounted, as the source of the next directories' binds.
+            shared = nix::fcntl::open(
+                path.as_str(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                Mode::empty(),
+            )
+            .ok();
+        }
+    }
+    Ok(())
+}
+
 pub fn mask_path(path: &str) -> Result<()> {
     let st = match nix::sys::stat::stat(path) {
         Ok(st) => st,

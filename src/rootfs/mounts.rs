@@ -132,6 +132,7 @@ pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let empty = Vec::new();
+    // runc's wording, which callers match on (in `what` below).
     let mut opts = mount_opts::parse(m.options().as_ref().unwrap_or(&empty));
     if matches!(typ, "proc" | "sysfs" | "cgroup" | "cgroup2") {
         refuse_symlinked_target(ctx.root, dest, typ)?;
@@ -143,9 +144,11 @@ pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     }
     let what = || {
         format!(
-            "mount {} ({})",
-            dest.display(),
-            if typ.is_empty() { "bind" } else { typ }
+            "error mounting {:?} to rootfs at {:?}",
+            m.source()
+                .as_ref()
+                .map_or_else(|| typ.to_string(), |s| s.to_string_lossy().into_owned()),
+            dest.display().to_string()
         )
     };
 
@@ -252,6 +255,13 @@ fn bind_entry(ctx: &MountCtx, m: &Mount, opts: &MountOpts, tree: Option<RawFd>) 
 
 fn fs_entry(ctx: &MountCtx, m: &Mount, typ: &str, opts: &MountOpts) -> Result<()> {
     let dest = m.destination();
+    // A tmpfs over an existing directory takes that directory's mode (setuid/setgid/sticky
+    // bits included) unless the options name one (runc ≥ 1.1.9).
+    let inherited_mode = (typ == "tmpfs")
+        .then(|| open_in_root(ctx.root, dest, OFlag::O_PATH).ok())
+        .flatten()
+        .and_then(|fd| nix::sys::stat::fstat(&fd).ok())
+        .map(|st| st.st_mode & 0o7777);
     let target = mkdir_all_in_root(ctx.root, dest, 0o755).ctx(|| "create mount point")?;
     let src = m
         .source()
@@ -261,6 +271,14 @@ fn fs_entry(ctx: &MountCtx, m: &Mount, typ: &str, opts: &MountOpts) -> Result<()
     let csrc = std::ffi::CString::new(src.as_bytes())
         .map_err(|_| Error::config("mounts: source contains a NUL byte"))?;
     let mut data = opts.data_string();
+    if let Some(mode) = inherited_mode {
+        // First, so that a `mode=` of the options (later in the list) wins.
+        data = if data.is_empty() {
+            format!("mode={mode:04o}")
+        } else {
+            format!("mode={mode:04o},{data}")
+        };
+    }
     if let Some(label) = ctx
         .mount_label
         .filter(|_| !matches!(typ, "proc" | "sysfs" | "cgroup" | "cgroup2"))
