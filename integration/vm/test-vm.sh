@@ -163,7 +163,7 @@ g() {
     local secs=$1
     shift
     # In the background + wait: a signal to this script is handled at once, not when ssh ends.
-    timeout -k 30 $((secs + 60)) "$VM" ssh "cd '$ROOT' && timeout -k 30 $secs bash -c $(printf '%q' "$*")" &
+    timeout -k 30 $((secs + 60)) "$VM" ssh "cd '$ROOT' && timeout -k 30 $secs bash -c $(printf '%q' "$*")" </dev/null &
     wait $!
 }
 
