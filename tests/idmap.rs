@@ -60,6 +60,23 @@ fn nested_tmpfs(dir: &Path) -> PathBuf {
     n
 }
 
+/// Another directory of the same file system bound at `dir/nested`: a submount that can be
+/// idmapped wherever `dir` can (tmpfs takes idmapped mounts only from kernel 6.3 on).
+fn nested_bind(env: &Env, dir: &Path) -> PathBuf {
+    let other = scratch_dir(&env.tmp, 0, 0);
+    let n = dir.join("nested");
+    std::fs::create_dir_all(&n).unwrap();
+    nix::mount::mount(
+        Some(&other),
+        &n,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    n
+}
+
 fn umount(p: &Path) {
     let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
 }
@@ -144,7 +161,7 @@ fn ridmap_covers_submounts() {
     require_root!();
     let env = Env::new();
     let src = source(&env);
-    let nested = nested_tmpfs(&src);
+    let nested = nested_bind(&env, &src);
     std::fs::write(nested.join("inner"), "x").unwrap();
     nix::unistd::chown(
         &nested.join("inner"),

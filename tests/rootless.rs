@@ -278,3 +278,120 @@ fn missing_xdg_runtime_dir_is_explained() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("XDG_RUNTIME_DIR"), "{e}");
 }
+
+/// A cgroup v2 subtree delegated to the user (owned by it, controllers enabled for its
+/// children): the rootless runtime makes the container's cgroup there, applies its limits and
+/// removes it on delete. The runtime runs in a leaf of the subtree, as a delegated user's
+/// processes do (moving a process needs write access to the common ancestor's cgroup.procs).
+#[test]
+fn delegated_cgroup_v2_subtree_gets_the_limits() {
+    use std::os::unix::process::CommandExt;
+    require_root!();
+    let h = host();
+    skip_unless!(
+        h.is_v2(),
+        "cgroup delegation to a user is a cgroup v2 feature (runc has no rootless v1 cgroups)"
+    );
+    skip_unless!(
+        ["memory", "pids"]
+            .iter()
+            .all(|c| h.v2_available.iter().any(|a| a == c)),
+        "the cgroup2 root offers no memory and pids controllers"
+    );
+    let env = RootlessEnv::new();
+    let root = h.unified.clone().unwrap();
+    let deleg = root.join(unique("rruntime-deleg"));
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Ok(rd) = std::fs::read_dir(&self.0) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    std::fs::create_dir(&deleg).unwrap();
+    let _cleanup = Cleanup(deleg.clone());
+    std::fs::write(root.join("cgroup.subtree_control"), "+memory +pids").unwrap();
+    std::fs::write(deleg.join("cgroup.subtree_control"), "+memory +pids").unwrap();
+    let rt = deleg.join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    for p in [
+        deleg.clone(),
+        deleg.join("cgroup.procs"),
+        deleg.join("cgroup.threads"),
+        deleg.join("cgroup.subtree_control"),
+        rt.clone(),
+        rt.join("cgroup.procs"),
+    ] {
+        nix::unistd::chown(
+            &p,
+            Some(nix::unistd::Uid::from_raw(env.user.uid)),
+            Some(nix::unistd::Gid::from_raw(env.user.gid)),
+        )
+        .unwrap();
+    }
+    let hostd = host_dir(&env);
+    let (b, mut c) = spec_rootless(&env, &["sleep", "1000"], &hostd);
+    let id = env.id();
+    let rel = deleg
+        .strip_prefix(&root)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    c["linux"]["cgroupsPath"] = json!(format!("/{rel}/{id}"));
+    c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 10}});
+    b.write_config(&c);
+    // The runtime as the user, started in the delegated leaf `rt`.
+    let procs = std::ffi::CString::new(rt.join("cgroup.procs").to_str().unwrap()).unwrap();
+    let run_in_rt = |args: &[&str]| {
+        let mut cmd = env.cmd(args);
+        let procs = procs.clone();
+        // SAFETY: open/write/close are async-signal-safe; the path was made before fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                Ok(())
+            });
+        }
+        // Output through a file: the container's init inherits the runtime's stdio.
+        let errf = env.tmp.join(unique("err"));
+        let st = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&errf).unwrap())
+            .status()
+            .unwrap();
+        assert!(st.success(), "rootless {args:?}: {}", read(&errf));
+    };
+    run_in_rt(&["create", "--bundle", b.path(), &id]);
+    run_in_rt(&["start", &id]);
+    let cg = deleg.join(&id);
+    let pid = pid_of(&env, &id);
+    assert!(
+        read(&cg.join("cgroup.procs"))
+            .lines()
+            .any(|l| l == pid.to_string()),
+        "init {pid} not in {}",
+        cg.display()
+    );
+    assert_eq!(read(&cg.join("memory.max")).trim(), "67108864");
+    assert_eq!(read(&cg.join("pids.max")).trim(), "10");
+    run_in_rt(&["update", "--pids-limit", "12", &id]);
+    assert_eq!(read(&cg.join("pids.max")).trim(), "12");
+    run_in_rt(&["kill", &id, "KILL"]);
+    wait_until(30, "the container to stop", || {
+        env.state(&id)["status"] == "stopped"
+    });
+    run_in_rt(&["delete", &id]);
+    assert!(!cg.exists(), "{} left", cg.display());
+    env.assert_no_leaks(&id, Some(pid), &b);
+}
