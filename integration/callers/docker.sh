@@ -278,7 +278,7 @@ t_no_leaks() {
     local left
     left=$("$DOCKER" ps -aq)
     [ -z "$left" ] || { WHY="containers left: $(oneline "$left")"; return 1; }
-    left=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -path '*/docker/*' 2>/dev/null | head -5)
+    left=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d \( -path '*/docker/*' -o -path '*/system.slice/docker-*.scope' \) 2>/dev/null | head -5)
     [ -z "$left" ] || { WHY="container cgroups left: $(oneline "$left")"; return 1; }
 }
 

@@ -55,7 +55,7 @@ export CONTAINERS_REGISTRIES_CONF=$T/registries.conf
 unset NOTIFY_SOCKET
 
 P=(podman --root "$T/root" --runroot "$T/runroot" --tmpdir "$T/tmp" --runtime "$RT"
-    --cgroup-manager cgroupfs --events-backend file --network-config-dir "$T/net")
+    --cgroup-manager "${CGROUP_DRIVER:-cgroupfs}" --events-backend file --network-config-dir "$T/net")
 p() { "${P[@]}" "$@"; }
 
 if ! p info >"$T/logs/info.log" 2>&1; then
@@ -332,7 +332,7 @@ t_no_leaks() {
     local left
     left=$(p ps -aq)
     [ -z "$left" ] || { WHY="containers left: $(oneline "$left")"; return 1; }
-    left=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -path '*/libpod_parent/libpod-*' 2>/dev/null | head -5)
+    left=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d \( -path '*/libpod_parent/libpod-*' -o -path '*/machine.slice/libpod-*' \) 2>/dev/null | head -5)
     [ -z "$left" ] || { WHY="container cgroups left: $(oneline "$left")"; return 1; }
 }
 

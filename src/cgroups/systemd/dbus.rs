@@ -553,10 +553,12 @@ impl Conn {
         self.deadline = Instant::now() + timeout;
     }
 
+    /// EXTERNAL authentication, pipelined as sd-bus does it: `AUTH` and `BEGIN` in one write
+    /// (one round trip less); a server that refuses closes or answers `REJECTED`.
     fn auth(&mut self) -> Result<()> {
         let uid = nix::unistd::geteuid().as_raw().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
-        self.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
+        self.write_all(format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").as_bytes())?;
         let line = self.read_line()?;
         if !line.starts_with("OK ") {
             return Err(DbusError::local(format!(
@@ -564,7 +566,7 @@ impl Conn {
                 line.trim_end()
             )));
         }
-        self.write_all(b"BEGIN\r\n")
+        Ok(())
     }
 
     fn write_all(&mut self, b: &[u8]) -> Result<()> {
