@@ -87,9 +87,15 @@ pub fn parse_config(data: &[u8]) -> Result<Spec> {
 }
 
 /// Parses an OCI Process JSON (for `exec --process`).
+/// A process without `user` runs as 0:0, as with runc.
 pub fn parse_process(data: &[u8]) -> Result<Process> {
-    serde_json::from_slice::<Process>(data)
-        .map_err(|e| Error::config(format!("process.json: invalid process: {e}")))
+    let bad = |e: serde_json::Error| Error::config(format!("process.json: invalid process: {e}"));
+    let mut v: serde_json::Value = serde_json::from_slice(data).map_err(bad)?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    serde_json::from_value::<Process>(v).map_err(bad)
 }
 
 /// True if the namespace list contains `t` (new or joined).

@@ -519,3 +519,98 @@ fn item23_cgroups_path_through_a_file_fails_leaving_nothing() {
         assert!(left.is_empty(), "{path}: left {left:?}");
     }
 }
+
+// issue 17 item 13
+#[test]
+fn item13_kill_signal_0_probes_a_live_container() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    env.ok(&["kill", &id, "0"]);
+    env.ok(&["kill", "--all", &id, "0"]);
+    assert_eq!(env.status(&id), "running");
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_stopped(&id);
+    // On a stopped container it says so.
+    let err = env.fails(&["kill", &id, "0"]);
+    assert_one_line_error(&err);
+    env.ok(&["delete", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+// issue 17 item 14
+#[test]
+fn item14_exec_process_without_user_runs_as_root_and_rwa_device_rules_are_accepted() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    let p = env.tmp.join("p.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&json!({"cwd": "/", "args": ["id"], "env": ["PATH=/bin"]})).unwrap(),
+    )
+    .unwrap();
+    let out = env.ok(&["exec", "--process", p.to_str().unwrap(), &id]);
+    assert!(out.contains("uid=0") && out.contains("gid=0"), "{out}");
+    // A device update with access "rwa", as callers send it.
+    let r = env.tmp.join("r.json");
+    std::fs::write(
+        &r,
+        serde_json::to_vec(&json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwa"}
+        ]}))
+        .unwrap(),
+    )
+    .unwrap();
+    env.ok(&["update", "-r", r.to_str().unwrap(), &id]);
+    env.finish(&id, &b);
+}
+
+// issue 17 item 15
+#[test]
+fn item15_spec_has_a_cgroup_namespace_only_on_a_cgroup2_host() {
+    let env = Env::new();
+    let dir = env.scratch("spec");
+    let o = Command::new(bin())
+        .args(["spec", "-b", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let has = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "cgroup");
+    assert_eq!(
+        has,
+        v2_unified_root().is_some(),
+        "cgroup namespace in the default spec on a {} host",
+        if v2_unified_root().is_some() {
+            "cgroup2"
+        } else {
+            "v1/hybrid"
+        }
+    );
+}
+
+// issue 17 item 16
+#[test]
+fn item16_unified_keys_refused_when_controllers_are_in_v1() {
+    require_root!();
+    if v2_unified_root().is_some() {
+        eprintln!("SKIP a pure cgroup2 host takes unified keys");
+        return;
+    }
+    let env = Env::new();
+    let mut cfg = base_config(&["true"]);
+    cfg["linux"]["resources"]["unified"] = json!({"memory.high": "100000000"});
+    let err = env.create_fails(&cfg);
+    assert!(err.contains("cannot use unified on cgroup v1"), "{err}");
+}
