@@ -614,3 +614,41 @@ fn item16_unified_keys_refused_when_controllers_are_in_v1() {
     let err = env.create_fails(&cfg);
     assert!(err.contains("cannot use unified on cgroup v1"), "{err}");
 }
+
+/// Every cgroup (v1 and cgroup2) mount point of this host.
+fn cgroup_mount_points() -> Vec<PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mi.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(pre.split(' ').nth(4)?))
+        })
+        .collect()
+}
+
+// issue 17 item 11
+#[test]
+fn item11_delete_removes_a_container_cgroup_that_existed_before_create() {
+    require_root!();
+    let env = Env::new();
+    let name = unique("rrt-precreated");
+    let _cleanup = RemoveCgroupsOnDrop(name.clone());
+    // The caller made the container's cgroup in every hierarchy first.
+    for mp in cgroup_mount_points() {
+        let _ = std::fs::create_dir(mp.join(&name));
+    }
+    assert!(!find_cgroup_dirs(&name).is_empty());
+    let mut cfg = base_config(&["sleep", "1000"]);
+    cfg["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    env.ok(&["delete", "--force", &id]);
+    let left = find_cgroup_dirs(&name);
+    assert!(
+        left.is_empty(),
+        "pre-created container cgroup left: {left:?}"
+    );
+    env.assert_no_leaks(&id, Some(&b));
+}
