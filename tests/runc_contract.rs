@@ -622,7 +622,8 @@ fn cgroup_mount_points() -> Vec<PathBuf> {
         .filter_map(|l| {
             let (pre, post) = l.split_once(" - ")?;
             let fstype = post.split(' ').next()?;
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(pre.split(' ').nth(4)?))
+            let mp = pre.split(' ').nth(4)?;
+            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(mp))
         })
         .collect()
 }
