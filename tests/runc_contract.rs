@@ -610,7 +610,8 @@ fn item16_unified_keys_refused_when_controllers_are_in_v1() {
     }
     let env = Env::new();
     let mut cfg = base_config(&["true"]);
-    cfg["linux"]["resources"]["unified"] = json!({"memory.high": "100000000"});
+    // A core cgroup2 key that the hybrid host's cgroup2 tree would take.
+    cfg["linux"]["resources"]["unified"] = json!({"cgroup.max.descendants": "10"});
     let err = env.create_fails(&cfg);
     assert!(err.contains("cannot use unified on cgroup v1"), "{err}");
 }
