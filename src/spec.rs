@@ -95,14 +95,17 @@ pub fn parse_config(data: &[u8]) -> Result<Spec> {
 }
 
 /// Parses an OCI Process JSON (for `exec --process`).
+/// A process without `user` runs as 0:0, as with runc.
 pub fn parse_process(data: &[u8]) -> Result<Process> {
     let bad = |e: serde_json::Error| Error::config(format!("process.json: invalid process: {e}"));
     let mut v: serde_json::Value = serde_json::from_slice(data).map_err(bad)?;
-    if crate::spec_compat::process(&mut v) {
-        serde_json::from_value::<Process>(v).map_err(bad)
-    } else {
-        serde_json::from_slice::<Process>(data).map_err(bad)
+    // runc runs an `exec --process` without a `user` as 0:0.
+    if let Some(o) = v.as_object_mut() {
+        o.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
+    crate::spec_compat::process(&mut v);
+    serde_json::from_value::<Process>(v).map_err(bad)
 }
 
 /// True if the namespace list contains `t` (new or joined).

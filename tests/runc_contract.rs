@@ -519,3 +519,138 @@ fn item23_cgroups_path_through_a_file_fails_leaving_nothing() {
         assert!(left.is_empty(), "{path}: left {left:?}");
     }
 }
+
+// issue 17 item 13
+#[test]
+fn item13_kill_signal_0_probes_a_live_container() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    env.ok(&["kill", &id, "0"]);
+    env.ok(&["kill", "--all", &id, "0"]);
+    assert_eq!(env.status(&id), "running");
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_stopped(&id);
+    // On a stopped container it says so.
+    let err = env.fails(&["kill", &id, "0"]);
+    assert_one_line_error(&err);
+    env.ok(&["delete", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+// issue 17 item 14
+#[test]
+fn item14_exec_process_without_user_runs_as_root_and_rwa_device_rules_are_accepted() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    let p = env.tmp.join("p.json");
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&json!({"cwd": "/", "args": ["id"], "env": ["PATH=/bin"]})).unwrap(),
+    )
+    .unwrap();
+    let out = env.ok(&["exec", "--process", p.to_str().unwrap(), &id]);
+    assert!(out.contains("uid=0") && out.contains("gid=0"), "{out}");
+    // A device update with access "rwa", as callers send it.
+    let r = env.tmp.join("r.json");
+    std::fs::write(
+        &r,
+        serde_json::to_vec(&json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwa"}
+        ]}))
+        .unwrap(),
+    )
+    .unwrap();
+    env.ok(&["update", "-r", r.to_str().unwrap(), &id]);
+    env.finish(&id, &b);
+}
+
+// issue 17 item 15
+#[test]
+fn item15_spec_has_a_cgroup_namespace_only_on_a_cgroup2_host() {
+    let env = Env::new();
+    let dir = env.scratch("spec");
+    let o = Command::new(bin())
+        .args(["spec", "-b", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let has = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "cgroup");
+    assert_eq!(
+        has,
+        v2_unified_root().is_some(),
+        "cgroup namespace in the default spec on a {} host",
+        if v2_unified_root().is_some() {
+            "cgroup2"
+        } else {
+            "v1/hybrid"
+        }
+    );
+}
+
+// issue 17 item 16
+#[test]
+fn item16_unified_keys_refused_when_controllers_are_in_v1() {
+    require_root!();
+    if v2_unified_root().is_some() {
+        eprintln!("SKIP a pure cgroup2 host takes unified keys");
+        return;
+    }
+    let env = Env::new();
+    let mut cfg = base_config(&["true"]);
+    // A core cgroup2 key that the hybrid host's cgroup2 tree would take.
+    cfg["linux"]["resources"]["unified"] = json!({"cgroup.max.descendants": "10"});
+    let err = env.create_fails(&cfg);
+    assert!(err.contains("cannot use unified on cgroup v1"), "{err}");
+}
+
+/// Every cgroup (v1 and cgroup2) mount point of this host.
+fn cgroup_mount_points() -> Vec<PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mi.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            let mp = pre.split(' ').nth(4)?;
+            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(mp))
+        })
+        .collect()
+}
+
+// issue 17 item 11
+#[test]
+fn item11_delete_removes_a_container_cgroup_that_existed_before_create() {
+    require_root!();
+    let env = Env::new();
+    let name = unique("rrt-precreated");
+    let _cleanup = RemoveCgroupsOnDrop(name.clone());
+    // The caller made the container's cgroup in every hierarchy first.
+    for mp in cgroup_mount_points() {
+        let _ = std::fs::create_dir(mp.join(&name));
+    }
+    assert!(!find_cgroup_dirs(&name).is_empty());
+    let mut cfg = base_config(&["sleep", "1000"]);
+    cfg["linux"]["cgroupsPath"] = json!(format!("/{name}"));
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    env.ok(&["delete", "--force", &id]);
+    let left = find_cgroup_dirs(&name);
+    assert!(
+        left.is_empty(),
+        "pre-created container cgroup left: {left:?}"
+    );
+    env.assert_no_leaks(&id, Some(&b));
+}

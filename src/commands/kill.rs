@@ -11,7 +11,8 @@ use std::os::fd::AsRawFd;
 pub fn parse_signal(s: &str) -> Result<i32> {
     let bad = || Error::config(format!("unknown signal {s:?}"));
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) {
+        // 0 sends nothing and asks whether the process is alive (runc accepts it).
+        return if (0..=64).contains(&n) {
             Ok(n)
         } else {
             Err(bad())
@@ -156,6 +157,7 @@ mod tests {
     #[test]
     fn signals() {
         assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("0").unwrap(), 0);
         assert_eq!(parse_signal("KILL").unwrap(), 9);
         assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
         assert_eq!(parse_signal("sigusr1").unwrap(), libc::SIGUSR1);
@@ -163,8 +165,8 @@ mod tests {
         assert_eq!(parse_signal("RTMAX-1").unwrap(), libc::SIGRTMAX() - 1);
         assert_eq!(parse_signal("SIGRTMIN").unwrap(), libc::SIGRTMIN());
         for bad in [
-            "0", "65", "NOPE", "SIG", "", "-1", "RTMIN+99", "RTMIN-99", "RTMIN-1", "RTMAX+5",
-            "RTMIN+", "RTMIN++1", "RTMIN+-1", "RTMAX--1",
+            "65", "NOPE", "SIG", "", "-1", "RTMIN+99", "RTMIN-99", "RTMIN-1", "RTMAX+5", "RTMIN+",
+            "RTMIN++1", "RTMIN+-1", "RTMAX--1",
         ] {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }

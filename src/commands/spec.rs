@@ -91,6 +91,18 @@ pub fn make_rootless(v: &mut Value) {
     }
 }
 
+/// A cgroup namespace only on a pure cgroup2 host, as runc: on v1/hybrid hosts one changes
+/// what `/proc/self/cgroup` shows inside, which callers' checks trip over.
+fn drop_cgroupns_unless_v2(v: &mut Value) {
+    let v2 =
+        crate::cgroups::Layout::detect().is_ok_and(|l| l.mode == crate::cgroups::CgroupMode::V2);
+    if !v2 {
+        if let Some(ns) = v["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "cgroup");
+        }
+    }
+}
+
 pub fn run(a: &SpecArgs) -> Result<i32> {
     let dir = a.bundle.clone().unwrap_or_else(|| PathBuf::from("."));
     let path = dir.join("config.json");
@@ -104,6 +116,7 @@ pub fn run(a: &SpecArgs) -> Result<i32> {
     if a.rootless {
         make_rootless(&mut v);
     }
+    drop_cgroupns_unless_v2(&mut v);
     let data = serde_json::to_string_pretty(&v).unwrap_or_default();
     std::fs::write(&path, data + "\n").ctx(|| format!("write {}", path.display()))?;
     Ok(0)

@@ -296,6 +296,7 @@ fn create_inner(
             rootless_cgroup_check(&state.cgroup.hierarchies, &made.hierarchies, &resources)?;
         }
         state.cgroup = made;
+        own_container_dirs(&mut state.cgroup, &o.cgroup_opts);
         logging::phase("cgroup");
         cg
     };
@@ -377,6 +378,7 @@ fn create_inner(
             .map(|h| h.dir.clone())
             .collect();
         state.cgroup = made;
+        own_container_dirs(&mut state.cgroup, &o.cgroup_opts);
         parent_ch.send(&Msg::CgroupsMade(missing))?;
         logging::phase("cgroup");
     }
@@ -494,6 +496,20 @@ fn create_inner(
 
 /// Rootless: hierarchies the user may not write are skipped (runc's `--rootless auto`), with a
 /// warning; but limits the config asks for must not be dropped silently.
+/// The container's own cgroup directory belongs to the container even when the caller made it
+/// before `create` (pods and callers pre-create it): `delete` removes it, as runc does. Parents
+/// that already existed stay. (The systemd driver's units are systemd's to remove.)
+fn own_container_dirs(st: &mut cgroups::CgroupState, opts: &CgroupOptions) {
+    if opts.systemd {
+        return;
+    }
+    for h in &st.hierarchies {
+        if !st.created.contains(&h.dir) {
+            st.created.push(h.dir.clone());
+        }
+    }
+}
+
 fn rootless_cgroup_check(
     wanted: &[cgroups::Hierarchy],
     got: &[cgroups::Hierarchy],

@@ -99,6 +99,8 @@ fn parse_access(s: &str) -> Option<u8> {
             'r' => ACC_READ,
             'w' => ACC_WRITE,
             'm' => ACC_MKNOD,
+            // Seen in callers' updates ("rwa"); runc accepts it and it grants nothing.
+            'a' => 0,
             _ => return None,
         };
     }

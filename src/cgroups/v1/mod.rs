@@ -154,7 +154,9 @@ impl Manager {
         if r.rdma().as_ref().is_some_and(rdma::is_set) {
             self.need("rdma", "linux.resources.rdma")?;
         }
-        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) && self.unified().is_none() {
+        // Also on a hybrid host: its controllers are in v1, and runc's v1 manager refuses
+        // `unified` rather than writing the keys into the cgroup2 tree beside them.
+        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
             return Err(CgroupError::msg(
                 "invalid configuration: cannot use unified on cgroup v1",
             ));
@@ -219,15 +221,10 @@ impl Manager {
         if let Some(rd) = r.rdma().as_ref().filter(|r| rdma::is_set(r)) {
             rdma::apply(&self.need("rdma", "linux.resources.rdma")?.dir, rd)?;
         }
-        if let Some(u) = r.unified().as_ref().filter(|u| !u.is_empty()) {
-            match self.unified() {
-                Some(h) => v2::unified::apply(&h.dir, u)?,
-                None => {
-                    return Err(CgroupError::msg(
-                        "invalid configuration: cannot use unified on cgroup v1",
-                    ))
-                }
-            }
+        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+            return Err(CgroupError::msg(
+                "invalid configuration: cannot use unified on cgroup v1",
+            ));
         }
         Ok(())
     }
