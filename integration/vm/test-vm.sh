@@ -7,14 +7,16 @@
 # integration/) into the guest at the same absolute paths, and runs there:
 #   suite          every test binary (`cargo test`'s executables) with RRUNTIME_TEST_BIN set
 #   callers        integration/run-all.sh with rruntime (containerd/Docker/Podman, cgroupfs)
-#   callers-runc   the same scenarios with the guest's runc (proves the scripts)
+#   callers-systemd Docker and Podman with their systemd cgroup drivers (the runtime gets
+#                  --systemd-cgroup; containers land in transient scopes)
+#   callers-runc   the same scenarios with the guest's runc (proves the scripts; not a default step)
 #   demo           integration/demo.sh
 #   bench          integration/bench/bench.sh (only when asked: VM_STEPS=bench, `make bench-vm`)
 # Logs go to $VM_RESULTS (default target/test-vm); the guest is stopped by its PID on every exit.
 # Prints how long each step took. Exit status 0 only when every step passed.
 #
 # Env:
-#   VM_STEPS="suite callers callers-runc demo"   steps to run, in this order
+#   VM_STEPS="suite callers callers-systemd demo"   steps to run, in this order (default)
 #   VM_TESTS=REGEX        only the test binaries whose name matches (e.g. 'cgroups|lifecycle')
 #   VM_TEST_THREADS=4     --test-threads for each test binary in the guest
 #   VM_TEST_TIMEOUT=1500  seconds one test binary may take in the guest
@@ -28,7 +30,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 VM=$HERE/vm.sh
 export VM_NAME=${VM_NAME:-test-vm-$$}
-STEPS=${VM_STEPS:-suite callers callers-runc demo}
+STEPS=${VM_STEPS:-suite callers callers-systemd demo}
 THREADS=${VM_TEST_THREADS:-4}
 TEST_TIMEOUT=${VM_TEST_TIMEOUT:-1500}
 CALLER_TIMEOUT=${VM_CALLER_TIMEOUT:-1800}
@@ -200,9 +202,10 @@ run_suite() {
 }
 
 run_callers() {
-    # run_callers STEP RUNTIME
+    # run_callers STEP RUNTIME [ENV...]   (ENV: extra VAR=value words for run-all.sh)
     local t=$SECONDS step=$1 rt=$2 log=$RES/$1.log
-    g "$CALLER_TIMEOUT" "NO_INSTALL=1 KEEP_LOGS=/root/results/$step integration/run-all.sh '$rt'" >"$log" 2>&1
+    shift 2
+    g "$CALLER_TIMEOUT" "$* NO_INSTALL=1 KEEP_LOGS=/root/results/$step integration/run-all.sh '$rt'" >"$log" 2>&1
     local rc=$?
     "$VM" scp ":/root/results/$step" "$RES/$step-logs" >/dev/null 2>&1 || true
     local line
@@ -245,6 +248,7 @@ for s in $STEPS; do
     case "$s" in
         suite) run_suite ;;
         callers) run_callers callers target/release/rruntime ;;
+        callers-systemd) run_callers callers-systemd target/release/rruntime CGROUP_DRIVER=systemd 'CALLERS="docker podman"' ;;
         callers-runc) run_callers callers-runc /usr/sbin/runc ;;
         demo) run_demo ;;
         bench) run_bench ;;
