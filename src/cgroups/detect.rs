@@ -76,7 +76,7 @@ const V1_CONTROLLERS: &[&str] = &[
 ];
 
 /// Decodes the octal escapes (`\040` for a space, …) mountinfo uses in paths.
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape_mountinfo(s: &str) -> String {
     if !s.contains('\\') {
         return s.to_string();
     }
@@ -165,8 +165,8 @@ impl Layout {
             };
             match m.fstype {
                 "cgroup2" => v2.push(V2Mount {
-                    mount_point: PathBuf::from(unescape(m.mount_point)),
-                    root: unescape(m.root),
+                    mount_point: PathBuf::from(unescape_mountinfo(m.mount_point)),
+                    root: unescape_mountinfo(m.root),
                 }),
                 "cgroup" => {
                     let mut controllers = Vec::new();
@@ -187,8 +187,8 @@ impl Layout {
                     }
                     v1.push(V1Mount {
                         controllers,
-                        mount_point: PathBuf::from(unescape(m.mount_point)),
-                        root: unescape(m.root),
+                        mount_point: PathBuf::from(unescape_mountinfo(m.mount_point)),
+                        root: unescape_mountinfo(m.root),
                         noprefix,
                     });
                 }

@@ -174,7 +174,7 @@ fn hide_host_proc_sys(rootfs: &Path) -> Result<()> {
             let fstype = post.split(' ').next()?;
             let mut f = pre.split(' ');
             let root = f.nth(3)?;
-            let mp = unescape_mountinfo(f.next()?);
+            let mp = crate::cgroups::detect::unescape_mountinfo(f.next()?);
             let inside = Path::new(&mp).starts_with(rootfs);
             (matches!(fstype, "proc" | "sysfs") && root == "/" && !inside).then_some(mp)
         })
@@ -202,26 +202,6 @@ fn hide_host_proc_sys(rootfs: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn pivot(rootfs: &Path) -> Result<()> {
