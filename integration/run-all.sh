@@ -41,7 +41,7 @@ pkgs_for() {
     case "$1" in
         common) echo "busybox-static curl iptables" ;;
         containerd) echo "containerd" ;;
-        podman) echo "podman conmon netavark containernetworking-plugins" ;;
+        podman) echo "podman conmon catatonit netavark containernetworking-plugins" ;;
         docker) echo "docker.io" ;;
     esac
 }

@@ -12,7 +12,7 @@ DISK_SIZE=24G
 # Everything the test suite, the caller scripts (integration/callers) and the bench need.
 PACKAGES="systemd systemd-sysv dbus udev kmod linux-image-amd64 initramfs-tools
 openssh-server ca-certificates apparmor
-busybox-static runc crun containerd docker.io podman conmon netavark containernetworking-plugins
+busybox-static runc crun containerd docker.io podman conmon catatonit netavark containernetworking-plugins
 slirp4netns uidmap criu jq iproute2 iptables procps util-linux passwd curl
 hyperfine time gcc libc6-dev make strace less psmisc e2fsprogs"
 
