@@ -704,3 +704,64 @@ fn item20_features_reports_rdma_and_an_rdma_limit_lands_in_rdma_max() {
     env.ok(&["delete", &id]);
     env.assert_no_leaks(&id, Some(&b));
 }
+
+// issue 17 item 19
+#[test]
+fn item19_ridmap_names_the_submount_that_cannot_be_idmapped() {
+    require_root!();
+    // The top is a tmpfs (idmappable from 6.3 on) so that only the submount refuses.
+    skip_unless!(
+        host().kernel_at_least(6, 3),
+        "tmpfs takes idmapped mounts only from Linux 6.3 on"
+    );
+    let env = Env::new();
+    let top = env.scratch("idmap-top");
+    std::fs::create_dir_all(&top).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &top,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("mode=755"),
+    )
+    .unwrap();
+    let sub = top.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    // procfs cannot be idmapped on any kernel.
+    let mounted = nix::mount::mount(
+        Some("proc"),
+        &sub,
+        Some("proc"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    );
+    let umount = || {
+        let _ = nix::mount::umount2(&sub, nix::mount::MntFlags::MNT_DETACH);
+        let _ = nix::mount::umount2(&top, nix::mount::MntFlags::MNT_DETACH);
+    };
+    if let Err(e) = mounted {
+        umount();
+        skip!("cannot mount a procfs for the submount: {e}");
+    }
+    let mut cfg = base_config(&["true"]);
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/m", "type": "bind", "source": top,
+               "options": ["rbind", "ridmap"],
+               "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+               "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+    );
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    let err = env.rt(&["create", "--bundle", b.path(), &id]);
+    umount();
+    assert!(!err.status.success());
+    let err = String::from_utf8_lossy(&err.stderr).into_owned();
+    assert_one_line_error(&err);
+    assert!(
+        err.contains(&format!("cannot idmap {}:", sub.display())) && err.contains("proc"),
+        "the error must name the submount {} and its file system: {err}",
+        sub.display()
+    );
+    env.assert_no_leaks(&id, Some(&b));
+}
