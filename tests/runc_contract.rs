@@ -765,3 +765,112 @@ fn item19_ridmap_names_the_submount_that_cannot_be_idmapped() {
     );
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// The container's cgroup hierarchies from its state: (controllers as /proc/self/cgroup lists
+/// them, `""` for cgroup2; the controllers one can name; the container's directory).
+fn container_hierarchies(env: &Env, id: &str) -> Vec<(String, Vec<String>, PathBuf)> {
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(id).join("state.json")).unwrap())
+            .unwrap();
+    st["cgroup"]["hierarchies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let ctrls = h["controllers"].as_str().unwrap_or("").to_string();
+            let mp = PathBuf::from(h["mount_point"].as_str().unwrap());
+            let named: Vec<String> = if ctrls.is_empty() {
+                read(&mp.join("cgroup.controllers"))
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            } else {
+                ctrls
+                    .split(',')
+                    .filter(|c| !c.starts_with("name="))
+                    .map(str::to_string)
+                    .collect()
+            };
+            (ctrls, named, PathBuf::from(h["dir"].as_str().unwrap()))
+        })
+        .collect()
+}
+
+// issue 17 item 10
+#[test]
+fn item10_exec_cgroup_per_controller_and_refusals() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    // Outside the container's cgroup: refused, nothing run.
+    for bad in ["..", "../..", "sub/../../x"] {
+        let e = env.fails(&["exec", "--cgroup", bad, &id, "true"]);
+        assert_one_line_error(&e);
+        assert!(
+            e.contains("bad sub cgroup path") && e.contains("is not a sub cgroup path"),
+            "--cgroup {bad}: {e}"
+        );
+    }
+    let e = env.fails(&["exec", "--cgroup", "whaaat:/", &id, "true"]);
+    assert_one_line_error(&e);
+    assert!(e.contains("unknown controller whaaat"), "{e}");
+    let e = env.fails(&["exec", "--cgroup", "a", "--cgroup", "b", &id, "true"]);
+    assert!(e.contains("controller"), "{e}");
+    // One --cgroup per controller: each goes into its own hierarchy's sub-cgroup.
+    let hs = container_hierarchies(&env, &id);
+    let picks: Vec<(usize, String, String)> = hs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, named, _))| named.first().map(|c| (i, c.clone())))
+        .take(2)
+        .enumerate()
+        .map(|(n, (i, c))| (i, c, format!("s{n}")))
+        .collect();
+    if picks.is_empty() {
+        env.ok(&["delete", "--force", &id]);
+        skip!("the container's cgroups name no controller");
+    }
+    for (i, _, sub) in &picks {
+        let d = &hs[*i].2;
+        std::fs::create_dir(d.join(sub)).unwrap();
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if hs[*i].0.is_empty() {
+                break;
+            }
+            if let Ok(v) = std::fs::read_to_string(d.join(f)) {
+                std::fs::write(d.join(sub).join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let mut args: Vec<String> = vec!["exec".into()];
+    for (_, c, sub) in &picks {
+        args.push("--cgroup".into());
+        args.push(format!("{c}:{sub}"));
+    }
+    args.extend([id.clone(), "cat".into(), "/proc/self/cgroup".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.ok(&args);
+    for (i, (ctrls, _, _)) in hs.iter().enumerate() {
+        let want = match picks.iter().find(|p| p.0 == i) {
+            Some((_, _, sub)) => format!("/{id}/{sub}"),
+            None => format!("/{id}"),
+        };
+        let line = out
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some(ctrls.as_str()))
+            .unwrap_or_else(|| panic!("no line for {ctrls:?} in {out}"));
+        assert!(line.ends_with(&want), "{ctrls:?}: want {want}: {out}");
+    }
+    for (i, _, sub) in &picks {
+        // The exec'ed process is gone; the sub-cgroups are the test's to remove.
+        let d = hs[*i].2.join(sub);
+        wait_until(10, "exec'ed process leaves", || {
+            read(&d.join("cgroup.procs")).trim().is_empty()
+        });
+        std::fs::remove_dir(&d).unwrap();
+    }
+    env.ok(&["delete", "--force", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}
