@@ -874,3 +874,108 @@ fn item10_exec_cgroup_per_controller_and_refusals() {
     env.ok(&["delete", "--force", &id]);
     env.assert_no_leaks(&id, Some(&b));
 }
+
+// issue 17 item 18
+#[test]
+fn item18_rootless_exec_from_outside_the_delegated_cgroup_warns_and_runs() {
+    use std::os::unix::process::CommandExt;
+    require_root!();
+    let Some(root) = host().unified.clone() else {
+        skip!("no cgroup2 hierarchy to delegate to the user");
+    };
+    let deleg = root.join(unique("rruntime-deleg"));
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Ok(rd) = std::fs::read_dir(&self.0) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    std::fs::create_dir(&deleg).unwrap();
+    // Dropped after `env`, which deletes the container first.
+    let _cleanup = Cleanup(deleg.clone());
+    let env = RootlessEnv::new();
+    let rt = deleg.join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    for p in [
+        deleg.clone(),
+        deleg.join("cgroup.procs"),
+        deleg.join("cgroup.subtree_control"),
+        rt.clone(),
+        rt.join("cgroup.procs"),
+    ] {
+        nix::unistd::chown(
+            &p,
+            Some(nix::unistd::Uid::from_raw(env.user.uid)),
+            Some(nix::unistd::Gid::from_raw(env.user.gid)),
+        )
+        .unwrap();
+    }
+    let b = env.bundle(None);
+    let o = env
+        .cmd(&["spec", "--rootless", "--bundle", b.path()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.dir.join("config.json")).unwrap()).unwrap();
+    let id = env.id();
+    c["process"]["terminal"] = json!(false);
+    c["process"]["args"] = json!(["sleep", "1000"]);
+    let rel = deleg
+        .strip_prefix(&root)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    c["linux"]["cgroupsPath"] = json!(format!("/{rel}/{id}"));
+    b.write_config(&c);
+    chown_r(&b.dir, env.user.uid, env.user.gid);
+    // create as the user from inside the delegated subtree (its leaf `rt`).
+    let procs = std::ffi::CString::new(rt.join("cgroup.procs").to_str().unwrap()).unwrap();
+    let mut cmd = env.cmd(&["run", "-d", "--bundle", b.path(), &id]);
+    // SAFETY: open/write/close are async-signal-safe; the path was made before fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let errf = env.tmp.join(unique("err"));
+    let st = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errf).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "rootless run: {}", read(&errf));
+    let cg = deleg.join(&id);
+    let in_cg = !read(&cg.join("cgroup.procs")).trim().is_empty();
+    if !in_cg {
+        let _ = env.rt(&["delete", "--force", &id]);
+        skip!("the rootless container did not get the delegated cgroup2 directory here");
+    }
+    // exec from this test's cgroup, outside the delegated subtree.
+    let o = env.rt(&["exec", &id, "echo", "ran"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(o.status.success(), "exec failed: {err}");
+    assert_eq!(out.trim(), "ran");
+    assert!(
+        err.contains(&format!("cannot enter cgroup {}", cg.display())),
+        "the warning must name the cgroup: {err}"
+    );
+    let o = env.rt(&["delete", "--force", &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -154,11 +154,36 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         preserve_fds: o.preserve_fds,
         cgroups: &cg_join,
     };
+    let rootless = o.cgroup_opts.rootless;
     // SAFETY: single-threaded; the child continues on a copy of this process.
-    let (pid, into_v2) = unsafe {
+    let cloned = unsafe {
         super::clone::clone_child(CloneFlags::empty(), v2_fd.as_ref().map(|f| f.as_fd()))
-    }
-    .ctx(|| "fork")?;
+    };
+    let v2_dir = cg_join
+        .v2_dir
+        .as_deref()
+        .unwrap_or(std::path::Path::new(""));
+    let (pid, into_v2) = match cloned {
+        // The kernel refuses the move into the container's cgroup (an exec started outside the
+        // delegated subtree: no write access to the common ancestor). Rootless: without it,
+        // with a warning (runc ignores cgroup join errors when rootless, README's policy).
+        Err(e @ (nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)) if v2_fd.is_some() => {
+            if !rootless {
+                return Err(Error::msg(format!(
+                    "fork into cgroup {}: {e}",
+                    v2_dir.display()
+                )));
+            }
+            crate::logging::warn(format!(
+                "exec: cannot enter cgroup {} ({e}: started outside its delegated subtree?); \
+                 the process runs without it",
+                v2_dir.display()
+            ));
+            // SAFETY: as above.
+            unsafe { super::clone::clone_child(CloneFlags::empty(), None) }.ctx(|| "fork")?
+        }
+        r => r.ctx(|| "fork")?,
+    };
     if pid == 0 {
         drop(parent_ch);
         child_main(&child, child_ch);
@@ -173,10 +198,18 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
             Some(Msg::Error(e)) => return Err(Error::Msg(e)),
             other => return Err(Error::msg(format!("sync: unexpected {other:?}"))),
         };
-        match &sub_dirs {
-            Some(dirs) => add_to_sub_cgroup(dirs, pid)?,
-            None if cg_join.runtime_must_add(joined, into_v2) => mgr.add_task(pid)?,
-            None => {}
+        let added = match &sub_dirs {
+            Some(dirs) => add_to_sub_cgroup(dirs, pid),
+            None if cg_join.runtime_must_add(joined, into_v2) => {
+                mgr.add_task(pid).map_err(Error::from)
+            }
+            None => Ok(()),
+        };
+        match added {
+            Err(e) if rootless => crate::logging::warn(format!(
+                "exec: the process runs outside the container's cgroup: {e}"
+            )),
+            r => r?,
         }
         parent_ch.send(&Msg::Go(pid))?;
         loop {
