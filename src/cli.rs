@@ -248,7 +248,8 @@ pub struct ExecArgs {
     /// Pass N extra file descriptors to the process
     #[arg(long = "preserve-fds", default_value_t = 0, value_name = "N")]
     pub preserve_fds: u32,
-    /// Run the process in a sub-cgroup of the container (PATH or CONTROLLER:PATH)
+    /// Run the process in an existing sub-cgroup of the container: PATH (all hierarchies) or
+    /// CONTROLLER[,CONTROLLER]:PATH, once per controller
     #[arg(long = "cgroup", value_name = "PATH")]
     pub cgroup: Vec<String>,
     /// Allow exec into a paused container

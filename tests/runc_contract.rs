@@ -654,3 +654,328 @@ fn item11_delete_removes_a_container_cgroup_that_existed_before_create() {
     );
     env.assert_no_leaks(&id, Some(&b));
 }
+
+// issue 17 item 20
+#[test]
+fn item20_features_reports_rdma_and_an_rdma_limit_lands_in_rdma_max() {
+    let o = Command::new(bin()).arg("features").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["linux"]["cgroup"]["rdma"],
+        json!(true),
+        "features must report the rdma limits the runtime applies"
+    );
+    require_root!();
+    let env = Env::new();
+    let mut cfg = base_config(&["sleep", "1000"]);
+    let dev = std::fs::read_dir("/sys/class/infiniband")
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned());
+    if !host().has("rdma") {
+        // What is claimed there: a limit is refused with an error naming the controller.
+        cfg["linux"]["resources"]["rdma"] = json!({"mlx5_0": {"hcaHandles": 3}});
+        let err = env.create_fails(&cfg);
+        assert!(err.contains("rdma"), "{err}");
+        skip!("no rdma controller on this host: only the refusal is checked");
+    }
+    let Some(dev) = dev else {
+        skip!("no RDMA device in /sys/class/infiniband: rdma.max takes no limit");
+    };
+    cfg["linux"]["resources"]["rdma"] = json!({ dev.clone(): {"hcaHandles": 3, "hcaObjects": 7} });
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    let max: Vec<String> = find_cgroup_dirs(&id)
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("rdma.max")).ok())
+        .collect();
+    assert!(
+        max.iter()
+            .any(|m| m.lines().any(|l| l.starts_with(&format!("{dev} "))
+                && l.contains("hca_handle=3")
+                && l.contains("hca_object=7"))),
+        "rdma.max of {id}: {max:?}"
+    );
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_stopped(&id);
+    env.ok(&["delete", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+// issue 17 item 19
+#[test]
+fn item19_ridmap_names_the_submount_that_cannot_be_idmapped() {
+    require_root!();
+    // The top is a tmpfs (idmappable from 6.3 on) so that only the submount refuses.
+    skip_unless!(
+        host().kernel_at_least(6, 3),
+        "tmpfs takes idmapped mounts only from Linux 6.3 on"
+    );
+    let env = Env::new();
+    let top = env.scratch("idmap-top");
+    std::fs::create_dir_all(&top).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &top,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("mode=755"),
+    )
+    .unwrap();
+    let sub = top.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    // procfs cannot be idmapped on any kernel.
+    let mounted = nix::mount::mount(
+        Some("proc"),
+        &sub,
+        Some("proc"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    );
+    let umount = || {
+        let _ = nix::mount::umount2(&sub, nix::mount::MntFlags::MNT_DETACH);
+        let _ = nix::mount::umount2(&top, nix::mount::MntFlags::MNT_DETACH);
+    };
+    if let Err(e) = mounted {
+        umount();
+        skip!("cannot mount a procfs for the submount: {e}");
+    }
+    let mut cfg = base_config(&["true"]);
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/m", "type": "bind", "source": top,
+               "options": ["rbind", "ridmap"],
+               "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+               "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+    );
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    let err = env.rt(&["create", "--bundle", b.path(), &id]);
+    umount();
+    assert!(!err.status.success());
+    let err = String::from_utf8_lossy(&err.stderr).into_owned();
+    assert_one_line_error(&err);
+    assert!(
+        err.contains(&format!("cannot idmap {}:", sub.display())) && err.contains("proc"),
+        "the error must name the submount {} and its file system: {err}",
+        sub.display()
+    );
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+/// The container's cgroup hierarchies from its state: (controllers as /proc/self/cgroup lists
+/// them, `""` for cgroup2; the controllers one can name; the container's directory).
+fn container_hierarchies(env: &Env, id: &str) -> Vec<(String, Vec<String>, PathBuf)> {
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(id).join("state.json")).unwrap())
+            .unwrap();
+    st["cgroup"]["hierarchies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let ctrls = h["controllers"].as_str().unwrap_or("").to_string();
+            let mp = PathBuf::from(h["mount_point"].as_str().unwrap());
+            let named: Vec<String> = if ctrls.is_empty() {
+                read(&mp.join("cgroup.controllers"))
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            } else {
+                ctrls
+                    .split(',')
+                    .filter(|c| !c.starts_with("name="))
+                    .map(str::to_string)
+                    .collect()
+            };
+            (ctrls, named, PathBuf::from(h["dir"].as_str().unwrap()))
+        })
+        .collect()
+}
+
+// issue 17 item 10
+#[test]
+fn item10_exec_cgroup_per_controller_and_refusals() {
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    // Outside the container's cgroup: refused, nothing run.
+    for bad in ["..", "../..", "sub/../../x"] {
+        let e = env.fails(&["exec", "--cgroup", bad, &id, "true"]);
+        assert_one_line_error(&e);
+        assert!(
+            e.contains("bad sub cgroup path") && e.contains("is not a sub cgroup path"),
+            "--cgroup {bad}: {e}"
+        );
+    }
+    let e = env.fails(&["exec", "--cgroup", "whaaat:/", &id, "true"]);
+    assert_one_line_error(&e);
+    assert!(e.contains("unknown controller whaaat"), "{e}");
+    let e = env.fails(&["exec", "--cgroup", "a", "--cgroup", "b", &id, "true"]);
+    assert!(e.contains("controller"), "{e}");
+    // One --cgroup per controller: each goes into its own hierarchy's sub-cgroup.
+    let hs = container_hierarchies(&env, &id);
+    let picks: Vec<(usize, String, String)> = hs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, named, _))| named.first().map(|c| (i, c.clone())))
+        .take(2)
+        .enumerate()
+        .map(|(n, (i, c))| (i, c, format!("s{n}")))
+        .collect();
+    if picks.is_empty() {
+        env.ok(&["delete", "--force", &id]);
+        skip!("the container's cgroups name no controller");
+    }
+    for (i, _, sub) in &picks {
+        let d = &hs[*i].2;
+        std::fs::create_dir(d.join(sub)).unwrap();
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if hs[*i].0.is_empty() {
+                break;
+            }
+            if let Ok(v) = std::fs::read_to_string(d.join(f)) {
+                std::fs::write(d.join(sub).join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let mut args: Vec<String> = vec!["exec".into()];
+    for (_, c, sub) in &picks {
+        args.push("--cgroup".into());
+        args.push(format!("{c}:{sub}"));
+    }
+    args.extend([id.clone(), "cat".into(), "/proc/self/cgroup".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.ok(&args);
+    for (i, (ctrls, _, _)) in hs.iter().enumerate() {
+        let want = match picks.iter().find(|p| p.0 == i) {
+            Some((_, _, sub)) => format!("/{id}/{sub}"),
+            None => format!("/{id}"),
+        };
+        let line = out
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some(ctrls.as_str()))
+            .unwrap_or_else(|| panic!("no line for {ctrls:?} in {out}"));
+        assert!(line.ends_with(&want), "{ctrls:?}: want {want}: {out}");
+    }
+    for (i, _, sub) in &picks {
+        // The exec'ed process is gone; the sub-cgroups are the test's to remove.
+        let d = hs[*i].2.join(sub);
+        wait_until(10, "exec'ed process leaves", || {
+            read(&d.join("cgroup.procs")).trim().is_empty()
+        });
+        std::fs::remove_dir(&d).unwrap();
+    }
+    env.ok(&["delete", "--force", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+// issue 17 item 18
+#[test]
+fn item18_rootless_exec_from_outside_the_delegated_cgroup_warns_and_runs() {
+    use std::os::unix::process::CommandExt;
+    require_root!();
+    let Some(root) = host().unified.clone() else {
+        skip!("no cgroup2 hierarchy to delegate to the user");
+    };
+    let deleg = root.join(unique("rruntime-deleg"));
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Ok(rd) = std::fs::read_dir(&self.0) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    std::fs::create_dir(&deleg).unwrap();
+    // Dropped after `env`, which deletes the container first.
+    let _cleanup = Cleanup(deleg.clone());
+    let env = RootlessEnv::new();
+    let rt = deleg.join("rt");
+    std::fs::create_dir(&rt).unwrap();
+    for p in [
+        deleg.clone(),
+        deleg.join("cgroup.procs"),
+        deleg.join("cgroup.subtree_control"),
+        rt.clone(),
+        rt.join("cgroup.procs"),
+    ] {
+        nix::unistd::chown(
+            &p,
+            Some(nix::unistd::Uid::from_raw(env.user.uid)),
+            Some(nix::unistd::Gid::from_raw(env.user.gid)),
+        )
+        .unwrap();
+    }
+    let b = env.bundle(None);
+    let o = env
+        .cmd(&["spec", "--rootless", "--bundle", b.path()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.dir.join("config.json")).unwrap()).unwrap();
+    let id = env.id();
+    c["process"]["terminal"] = json!(false);
+    c["process"]["args"] = json!(["sleep", "1000"]);
+    let rel = deleg
+        .strip_prefix(&root)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    c["linux"]["cgroupsPath"] = json!(format!("/{rel}/{id}"));
+    b.write_config(&c);
+    chown_r(&b.dir, env.user.uid, env.user.gid);
+    // create as the user from inside the delegated subtree (its leaf `rt`).
+    let procs = std::ffi::CString::new(rt.join("cgroup.procs").to_str().unwrap()).unwrap();
+    let mut cmd = env.cmd(&["run", "-d", "--bundle", b.path(), &id]);
+    // SAFETY: open/write/close are async-signal-safe; the path was made before fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let errf = env.tmp.join(unique("err"));
+    let st = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errf).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "rootless run: {}", read(&errf));
+    let cg = deleg.join(&id);
+    let in_cg = !read(&cg.join("cgroup.procs")).trim().is_empty();
+    if !in_cg {
+        let _ = env.rt(&["delete", "--force", &id]);
+        skip!("the rootless container did not get the delegated cgroup2 directory here");
+    }
+    // exec from this test's cgroup, outside the delegated subtree.
+    let o = env.rt(&["exec", &id, "echo", "ran"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(o.status.success(), "exec failed: {err}");
+    assert_eq!(out.trim(), "ran");
+    assert!(
+        err.contains(&format!("cannot enter cgroup {}", cg.display())),
+        "the warning must name the cgroup: {err}"
+    );
+    let o = env.rt(&["delete", "--force", &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -143,15 +143,7 @@ pub fn run(ctx: &Ctx, a: &ExecArgs) -> Result<i32> {
             "cannot allocate a tty when detaching without --console-socket",
         ));
     }
-    let sub_cgroup = match a.cgroup.as_slice() {
-        [] => None,
-        [one] => Some(one.rsplit(':').next().unwrap_or(one).to_string()),
-        _ => {
-            return Err(Error::config(
-                "exec --cgroup: only one path (the same in every hierarchy) is supported",
-            ))
-        }
-    };
+    let sub_cgroup = crate::process::exec::parse_sub_cgroups(&a.cgroup)?;
     let set = super::run::forwarded_set();
     let sfd = if a.detach {
         None

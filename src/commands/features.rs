@@ -18,7 +18,8 @@ pub fn document() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": false},
+            // rdma: `linux.resources.rdma` is written to `rdma.max` on v1 and v2 (src/cgroups/rdma.rs).
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": true},
             "seccomp": serde_json::to_value(crate::seccomp::features()).unwrap_or_default(),
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},

@@ -26,8 +26,8 @@ pub struct ExecOpts<'a> {
     /// Connected console socket (terminal processes).
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
-    /// `--cgroup`: a sub-cgroup of the container's (same path in every hierarchy).
-    pub sub_cgroup: Option<String>,
+    /// `--cgroup`: sub-cgroups of the container's, by controller (`""`: every hierarchy).
+    pub sub_cgroup: Option<SubCgroups>,
     pub cgroup_opts: &'a CgroupOptions,
 }
 
@@ -101,6 +101,11 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         Some(_) => cgroups::JoinPlan::default(),
         None => cgroups::join_plan(&st.cgroup),
     };
+    // Checked before anything is started: every path inside the container's cgroup.
+    let sub_dirs = match &o.sub_cgroup {
+        Some(m) => Some(sub_cgroup_dirs(st, m)?),
+        None => None,
+    };
     let v2_fd = cg_join.open_v2_dir()?;
     // `process.execCPUAffinity` (of `--process`, else of the container's process): `initial`
     // is the mask the child has before it joins the container's cgroup (inherited from this
@@ -149,11 +154,36 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
         preserve_fds: o.preserve_fds,
         cgroups: &cg_join,
     };
+    let rootless = o.cgroup_opts.rootless;
     // SAFETY: single-threaded; the child continues on a copy of this process.
-    let (pid, into_v2) = unsafe {
+    let cloned = unsafe {
         super::clone::clone_child(CloneFlags::empty(), v2_fd.as_ref().map(|f| f.as_fd()))
-    }
-    .ctx(|| "fork")?;
+    };
+    let v2_dir = cg_join
+        .v2_dir
+        .as_deref()
+        .unwrap_or(std::path::Path::new(""));
+    let (pid, into_v2) = match cloned {
+        // The kernel refuses the move into the container's cgroup (an exec started outside the
+        // delegated subtree: no write access to the common ancestor). Rootless: without it,
+        // with a warning (runc ignores cgroup join errors when rootless, README's policy).
+        Err(e @ (nix::errno::Errno::EACCES | nix::errno::Errno::EPERM)) if v2_fd.is_some() => {
+            if !rootless {
+                return Err(Error::msg(format!(
+                    "fork into cgroup {}: {e}",
+                    v2_dir.display()
+                )));
+            }
+            crate::logging::warn(format!(
+                "exec: cannot enter cgroup {} ({e}: started outside its delegated subtree?); \
+                 the process runs without it",
+                v2_dir.display()
+            ));
+            // SAFETY: as above.
+            unsafe { super::clone::clone_child(CloneFlags::empty(), None) }.ctx(|| "fork")?
+        }
+        r => r.ctx(|| "fork")?,
+    };
     if pid == 0 {
         drop(parent_ch);
         child_main(&child, child_ch);
@@ -168,10 +198,18 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
             Some(Msg::Error(e)) => return Err(Error::Msg(e)),
             other => return Err(Error::msg(format!("sync: unexpected {other:?}"))),
         };
-        match &o.sub_cgroup {
-            Some(sub) => add_to_sub_cgroup(st, sub, pid)?,
-            None if cg_join.runtime_must_add(joined, into_v2) => mgr.add_task(pid)?,
-            None => {}
+        let added = match &sub_dirs {
+            Some(dirs) => add_to_sub_cgroup(dirs, pid),
+            None if cg_join.runtime_must_add(joined, into_v2) => {
+                mgr.add_task(pid).map_err(Error::from)
+            }
+            None => Ok(()),
+        };
+        match added {
+            Err(e) if rootless => crate::logging::warn(format!(
+                "exec: the process runs outside the container's cgroup: {e}"
+            )),
+            r => r?,
         }
         parent_ch.send(&Msg::Go(pid))?;
         loop {
@@ -194,12 +232,122 @@ pub fn exec(o: ExecOpts) -> Result<i32> {
     Ok(pid)
 }
 
-/// `--cgroup PATH`: the process goes into PATH below the container's cgroup, in every
-/// hierarchy (the path must exist: runc does not create it either).
-fn add_to_sub_cgroup(st: &State, sub: &str, pid: i32) -> Result<()> {
-    let rel = crate::rootfs::safe_path::clean(std::path::Path::new(sub));
-    for h in &st.cgroup.hierarchies {
-        let p = h.dir.join(&rel).join("cgroup.procs");
+/// `exec --cgroup` values by controller: `""` for a bare path (all hierarchies).
+pub type SubCgroups = std::collections::BTreeMap<String, String>;
+
+/// Parses `--cgroup [CONTROLLER[,CONTROLLER]:]PATH` (repeatable), as runc: one argument per
+/// controller list, or one bare path for every hierarchy.
+pub fn parse_sub_cgroups(args: &[String]) -> Result<Option<SubCgroups>> {
+    if args.is_empty() {
+        return Ok(None);
+    }
+    let mut m = SubCgroups::new();
+    for a in args {
+        match a.split_once(':') {
+            Some((ctrls, path)) => {
+                for c in ctrls.split(',') {
+                    if c.is_empty() {
+                        return Err(Error::config(format!(
+                            "exec --cgroup: invalid argument {a:?} (empty controller prefix)"
+                        )));
+                    }
+                    if m.insert(c.to_string(), path.to_string()).is_some() {
+                        return Err(Error::config(format!(
+                            "exec --cgroup: controller {c} specified multiple times"
+                        )));
+                    }
+                }
+            }
+            None if args.len() == 1 => {
+                m.insert(String::new(), a.clone());
+            }
+            None => {
+                return Err(Error::config(format!(
+                    "exec --cgroup: invalid argument {a:?} (missing controller: prefix; a bare \
+                     path must be the only --cgroup)"
+                )))
+            }
+        }
+    }
+    Ok(Some(m))
+}
+
+/// `dir` joined with `sub` lexically (`..` resolved), refused when it leaves `dir`.
+fn sub_dir(dir: &std::path::Path, sub: &str) -> Result<std::path::PathBuf> {
+    use std::path::Component;
+    let mut p = dir.to_path_buf();
+    for c in std::path::Path::new(sub).components() {
+        match c {
+            Component::Normal(n) => p.push(n),
+            Component::ParentDir => {
+                p.pop();
+            }
+            _ => {}
+        }
+    }
+    if !p.starts_with(dir) {
+        return Err(Error::config(format!(
+            "exec --cgroup: bad sub cgroup path: {sub}: {} is not a sub cgroup path of {}",
+            p.display(),
+            dir.display()
+        )));
+    }
+    Ok(p)
+}
+
+/// The controllers of hierarchy `h`: the v1 mount's list, or cgroup2's `cgroup.controllers`.
+fn hierarchy_controllers(h: &cgroups::Hierarchy) -> Vec<String> {
+    if !h.controllers.is_empty() {
+        return h.controllers.split(',').map(str::to_string).collect();
+    }
+    std::fs::read_to_string(h.mount_point.join("cgroup.controllers"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Where `--cgroup` puts the process in each hierarchy of the container: a bare path in all of
+/// them; `CONTROLLER:PATH` in the hierarchy of that controller (the container's own cgroup in
+/// the others). On cgroup2 every controller shares one hierarchy, so the controllers named for
+/// it must agree on one path.
+fn sub_cgroup_dirs(st: &State, m: &SubCgroups) -> Result<Vec<std::path::PathBuf>> {
+    let hs = &st.cgroup.hierarchies;
+    if let Some(sub) = m.get("") {
+        return hs.iter().map(|h| sub_dir(&h.dir, sub)).collect();
+    }
+    let ctrls: Vec<Vec<String>> = hs.iter().map(hierarchy_controllers).collect();
+    if let Some(c) = m.keys().find(|c| !ctrls.iter().flatten().any(|k| k == *c)) {
+        return Err(Error::config(format!(
+            "exec --cgroup: unknown controller {c} (the container's cgroups have {})",
+            ctrls.concat().join(" ")
+        )));
+    }
+    let mut dirs = Vec::new();
+    for (h, cs) in hs.iter().zip(&ctrls) {
+        let named: Vec<(&String, &String)> = m.iter().filter(|(c, _)| cs.contains(c)).collect();
+        let sub = match named.as_slice() {
+            [] => "",
+            [(_, p), rest @ ..] => {
+                if let Some((c2, _)) = rest.iter().find(|(_, p2)| p2 != p) {
+                    return Err(Error::config(format!(
+                        "exec --cgroup: controllers {} and {c2} share one hierarchy and need one path",
+                        named[0].0
+                    )));
+                }
+                p.as_str()
+            }
+        };
+        dirs.push(sub_dir(&h.dir, sub)?);
+    }
+    Ok(dirs)
+}
+
+/// `--cgroup`: the process goes into the checked sub-cgroup of every hierarchy (which must
+/// exist: runc does not create it either).
+fn add_to_sub_cgroup(dirs: &[std::path::PathBuf], pid: i32) -> Result<()> {
+    for d in dirs {
+        let p = d.join("cgroup.procs");
         std::fs::write(&p, pid.to_string()).ctx(|| format!("exec --cgroup: {}", p.display()))?;
     }
     Ok(())

@@ -180,12 +180,22 @@ pub fn prepare(spec: &Spec, bundle: &Path, plan: &Plan) -> Result<Sources> {
             .ctx(|| format!("{}: open_tree {}", what(m), src.display()))?;
         super::mounts::mount_setattr(&tree, o.idmap_recursive, MOUNT_ATTR_IDMAP, 0, Some(userns))
             .map_err(|e| match e {
-            nix::errno::Errno::EINVAL => Error::config(format!(
-                "{}: cannot idmap {}: its file system does not support idmapped mounts \
-                     (mount_setattr: EINVAL)",
-                what(m),
-                src.display()
-            )),
+            nix::errno::Errno::EINVAL => {
+                // With submounts in the tree, name the one whose file system refuses.
+                let (at, fs) = unsupported_mount(&src, rec_bind && o.idmap_recursive, userns)
+                    .unwrap_or_else(|| (src.clone(), String::new()));
+                let fs = if fs.is_empty() {
+                    fs
+                } else {
+                    format!(" ({fs})")
+                };
+                Error::config(format!(
+                    "{}: cannot idmap {}: its file system{fs} does not support idmapped \
+                     mounts (mount_setattr: EINVAL)",
+                    what(m),
+                    at.display()
+                ))
+            }
             e => Error::Sys {
                 ctx: format!("{}: idmap {}: mount_setattr", what(m), src.display()),
                 source: e,
@@ -194,6 +204,55 @@ pub fn prepare(spec: &Spec, bundle: &Path, plan: &Plan) -> Result<Sources> {
         trees.push(Some(tree));
     }
     Ok(Sources { trees })
+}
+
+/// After a recursive idmap of `src` failed with EINVAL: the first mount of the tree (`src`
+/// itself, then the mounts below it, top down) that cannot be idmapped on its own, with its
+/// file system type from mountinfo. Each is tried on a detached, non-recursive clone that is
+/// dropped again. `None` when none refuses alone (the EINVAL had another cause).
+fn unsupported_mount(
+    src: &Path,
+    recursive: bool,
+    userns: BorrowedFd,
+) -> Option<(std::path::PathBuf, String)> {
+    let top = std::fs::canonicalize(src).ok()?;
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // (mount point, fs type) of every mount, in mount order.
+    let mounts: Vec<(std::path::PathBuf, String)> = mi
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mp = crate::cgroups::detect::unescape_mountinfo(pre.split(' ').nth(4)?);
+            Some((mp.into(), post.split(' ').next()?.to_string()))
+        })
+        .collect();
+    let fs_of = |p: &Path| {
+        mounts
+            .iter()
+            .filter(|(mp, _)| p.starts_with(mp))
+            .max_by_key(|(mp, _)| mp.as_os_str().len())
+            .map(|(_, fs)| fs.clone())
+            .unwrap_or_default()
+    };
+    let mut cands = vec![top.clone()];
+    if recursive {
+        let mut below: Vec<_> = mounts
+            .iter()
+            .filter(|(mp, _)| mp != &top && mp.starts_with(&top))
+            .map(|(mp, _)| mp.clone())
+            .collect();
+        below.sort_by_key(|p| p.as_os_str().len());
+        below.dedup();
+        cands.extend(below);
+    }
+    cands.into_iter().find_map(|p| {
+        let tree = open_tree(&p, false).ok()?;
+        let r = super::mounts::mount_setattr(&tree, false, MOUNT_ATTR_IDMAP, 0, Some(userns));
+        (r == Err(nix::errno::Errno::EINVAL)).then(|| {
+            let fs = fs_of(&p);
+            (p, fs)
+        })
+    })
 }
 
 fn open_tree(src: &Path, recursive: bool) -> nix::Result<OwnedFd> {
