@@ -486,8 +486,7 @@ fn some_block_device() -> Option<(u64, u64)> {
 fn update_writes_blkio_throttles_issue_22_item_13() {
     require_root!();
     let Some((maj, min)) = some_block_device() else {
-        eprintln!("SKIP no block device on this host");
-        return;
+        skip!("no block device on this host");
     };
     let env = Env::new();
     let c = Ctr::create(&env, "sleep 1000", json!({}));

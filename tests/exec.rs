@@ -581,8 +581,7 @@ fn pinned_to_cpu0(mut c: std::process::Command) -> std::process::Command {
 fn caller_cpu_mask_is_not_inherited_issue_22_item_17() {
     require_root!();
     let Some(online) = online_cpus() else {
-        eprintln!("SKIP one CPU online: a mask cannot be narrower than all CPUs");
-        return;
+        skip!("one CPU online: a mask cannot be narrower than all CPUs");
     };
     let env = Env::new();
     let b = env.bundle(&base_config(&[
@@ -616,8 +615,7 @@ fn caller_cpu_mask_is_not_inherited_issue_22_item_17() {
 fn exec_cpu_affinity_is_applied_issue_22_item_16() {
     require_root!();
     if online_cpus().is_none() {
-        eprintln!("SKIP one CPU online: affinity cannot be observed");
-        return;
+        skip!("one CPU online: affinity cannot be observed");
     }
     let env = Env::new();
     let mut cfg = sleeper();
@@ -636,7 +634,21 @@ fn exec_cpu_affinity_is_applied_issue_22_item_16() {
     let pf = env.tmp.join("process.json");
     std::fs::write(&pf, p.to_string()).unwrap();
     let o = env.ok(&["exec", "--process", pf.to_str().unwrap(), &id]);
-    assert_eq!(allowed_list(&o), "1", "--process initial only");
+    if host().kernel_at_least(6, 2) {
+        assert_eq!(allowed_list(&o), "1", "--process initial only");
+    } else {
+        // Before Linux 6.2 a task that joins a cpuset cgroup gets the cpuset's CPUs
+        // (cpuset_attach); 6.2 keeps the mask the task asked for with sched_setaffinity.
+        // (Written past libtest's capture, as `skip!` does, so the line is counted.)
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIP exec_cpu_affinity_is_applied_issue_22_item_16 (initial only): kernel {}.{} < 6.2 \
+             resets the affinity when the process joins its cpuset cgroup",
+            host().kernel.0,
+            host().kernel.1
+        );
+    }
     p["execCPUAffinity"] = json!({"initial": "1", "final": "0"});
     std::fs::write(&pf, p.to_string()).unwrap();
     let o = env.ok(&["exec", "--process", pf.to_str().unwrap(), &id]);
