@@ -285,7 +285,6 @@ fn missing_xdg_runtime_dir_is_explained() {
 /// processes do (moving a process needs write access to the common ancestor's cgroup.procs).
 #[test]
 fn delegated_cgroup_v2_subtree_gets_the_limits() {
-    use std::os::unix::process::CommandExt;
     require_root!();
     let h = host();
     skip_unless!(
@@ -348,21 +347,9 @@ fn delegated_cgroup_v2_subtree_gets_the_limits() {
     c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 10}});
     b.write_config(&c);
     // The runtime as the user, started in the delegated leaf `rt`.
-    let procs = std::ffi::CString::new(rt.join("cgroup.procs").to_str().unwrap()).unwrap();
     let run_in_rt = |args: &[&str]| {
         let mut cmd = env.cmd(args);
-        let procs = procs.clone();
-        // SAFETY: open/write/close are async-signal-safe; the path was made before fork.
-        unsafe {
-            cmd.pre_exec(move || {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                libc::close(fd);
-                Ok(())
-            });
-        }
+        start_in_cgroup(&mut cmd, &rt);
         // Output through a file: the container's init inherits the runtime's stdio.
         let errf = env.tmp.join(unique("err"));
         let st = cmd

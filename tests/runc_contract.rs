@@ -2,6 +2,7 @@
 //! and checks what runc does — refusals with runc's words, no hang, nothing left behind.
 
 mod common;
+use common::probe::Place;
 use common::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -36,29 +37,6 @@ fn bounded(env: &Env, mut c: Command, secs: u64) -> Option<(Option<i32>, String,
         std::fs::read_to_string(&op).unwrap_or_default(),
         std::fs::read_to_string(&ep).unwrap_or_default(),
     ))
-}
-
-/// The v1 hierarchy of `controller` mounted at /sys/fs/cgroup/<controller>, if this host has one.
-fn v1_hierarchy(controller: &str) -> Option<PathBuf> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mi.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        let mut post = post.split(' ');
-        if post.next()? != "cgroup" {
-            return None;
-        }
-        let opts = post.nth(1)?;
-        let mp = pre.split(' ').nth(4)?;
-        opts.split(',')
-            .any(|o| o == controller)
-            .then(|| PathBuf::from(mp))
-    })
-}
-
-/// Where a pure cgroup2 host mounts its tree (None on v1/hybrid hosts).
-fn v2_unified_root() -> Option<PathBuf> {
-    let p = Path::new("/sys/fs/cgroup/cgroup.controllers");
-    p.exists().then(|| PathBuf::from("/sys/fs/cgroup"))
 }
 
 /// A cgroup made by the test (freezer or cgroup2), thawed and removed on drop.
@@ -113,18 +91,16 @@ fn item01_create_into_frozen_cgroup_is_refused_not_hung() {
     require_root!();
     let env = Env::new();
     let name = unique("rrt-frozen");
-    let cg = if let Some(freezer) = v1_hierarchy("freezer") {
-        TestCgroup {
+    let cg = match host().controller("freezer") {
+        Some(Place::V1(freezer)) => TestCgroup {
             dir: freezer.join(&name),
             v2: false,
-        }
-    } else if let Some(root) = v2_unified_root() {
-        TestCgroup {
+        },
+        Some(Place::V2(root)) => TestCgroup {
             dir: root.join(&name),
             v2: true,
-        }
-    } else {
-        skip!("neither a v1 freezer nor a cgroup2 tree here");
+        },
+        None => skip!("neither a v1 freezer nor a cgroup2 tree here"),
     };
     let _cleanup_others = RemoveCgroupsOnDrop(name.clone());
     std::fs::create_dir(&cg.dir).unwrap();
@@ -588,9 +564,9 @@ fn item15_spec_has_a_cgroup_namespace_only_on_a_cgroup2_host() {
         .any(|n| n["type"] == "cgroup");
     assert_eq!(
         has,
-        v2_unified_root().is_some(),
+        host().is_v2(),
         "cgroup namespace in the default spec on a {} host",
-        if v2_unified_root().is_some() {
+        if host().is_v2() {
             "cgroup2"
         } else {
             "v1/hybrid"
@@ -602,7 +578,7 @@ fn item15_spec_has_a_cgroup_namespace_only_on_a_cgroup2_host() {
 #[test]
 fn item16_unified_keys_refused_when_controllers_are_in_v1() {
     require_root!();
-    if v2_unified_root().is_some() {
+    if host().is_v2() {
         skip!("a pure cgroup2 host takes unified keys");
     }
     let env = Env::new();
@@ -875,7 +851,6 @@ fn item10_exec_cgroup_per_controller_and_refusals() {
 // issue 17 item 18
 #[test]
 fn item18_rootless_exec_from_outside_the_delegated_cgroup_warns_and_runs() {
-    use std::os::unix::process::CommandExt;
     require_root!();
     let Some(root) = host().unified.clone() else {
         skip!("no cgroup2 hierarchy to delegate to the user");
@@ -935,19 +910,8 @@ fn item18_rootless_exec_from_outside_the_delegated_cgroup_warns_and_runs() {
     b.write_config(&c);
     chown_r(&b.dir, env.user.uid, env.user.gid);
     // create as the user from inside the delegated subtree (its leaf `rt`).
-    let procs = std::ffi::CString::new(rt.join("cgroup.procs").to_str().unwrap()).unwrap();
     let mut cmd = env.cmd(&["run", "-d", "--bundle", b.path(), &id]);
-    // SAFETY: open/write/close are async-signal-safe; the path was made before fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(fd);
-            Ok(())
-        });
-    }
+    start_in_cgroup(&mut cmd, &rt);
     let errf = env.tmp.join(unique("err"));
     let st = cmd
         .stdout(std::process::Stdio::null())

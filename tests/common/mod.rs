@@ -897,6 +897,24 @@ pub struct RootlessEnv {
     ids: std::cell::RefCell<Vec<String>>,
 }
 
+/// Makes `cmd` move itself into the cgroup2 directory `dir` (a `cgroup.procs` write) between
+/// fork and exec, so the runtime starts inside it (e.g. a subtree delegated to a user).
+pub fn start_in_cgroup(cmd: &mut Command, dir: &Path) {
+    use std::os::unix::process::CommandExt;
+    let procs = std::ffi::CString::new(dir.join("cgroup.procs").to_str().unwrap()).unwrap();
+    // SAFETY: open/write/close are async-signal-safe; the path was made before fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+}
+
 pub fn chown_r(p: &Path, uid: u32, gid: u32) {
     let st = Command::new("chown")
         .args(["-R", &format!("{uid}:{gid}")])
