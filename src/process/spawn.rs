@@ -494,8 +494,6 @@ fn create_inner(
     Ok((state, spawned.init.is_none()))
 }
 
-/// Rootless: hierarchies the user may not write are skipped (runc's `--rootless auto`), with a
-/// warning; but limits the config asks for must not be dropped silently.
 /// The container's own cgroup directory belongs to the container even when the caller made it
 /// before `create` (pods and callers pre-create it): `delete` removes it, as runc does. Parents
 /// that already existed stay. (The systemd driver's units are systemd's to remove.)
@@ -510,6 +508,8 @@ fn own_container_dirs(st: &mut cgroups::CgroupState, opts: &CgroupOptions) {
     }
 }
 
+/// Rootless: hierarchies the user may not write are skipped (runc's `--rootless auto`), with a
+/// warning; but limits the config asks for must not be dropped silently.
 fn rootless_cgroup_check(
     wanted: &[cgroups::Hierarchy],
     got: &[cgroups::Hierarchy],
