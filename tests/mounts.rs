@@ -710,3 +710,172 @@ fn masked_dirs_share_one_tmpfs_and_duplicates_mask_once_issue_22_item_21() {
     assert!(at("/m2")[0][5].starts_with("ro"), "{mi}");
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// issue 22 item 18: a bind mount's source may lie inside the rootfs, under a mount made
+/// earlier in the list; it is resolved after the earlier mounts are done (runc), for a plain
+/// bind and for an idmapped one.
+#[test]
+fn bind_source_under_an_earlier_mount_issue_22_item_18() {
+    require_root!();
+    let env = Env::new();
+    let data = scratch_dir(&env.tmp, 0, 0);
+    std::fs::create_dir(data.join("sub")).unwrap();
+    std::fs::write(data.join("sub/hello"), "from data\n").unwrap();
+    nix::unistd::chown(
+        &data.join("sub/hello"),
+        Some(nix::unistd::Uid::from_raw(1000)),
+        Some(nix::unistd::Gid::from_raw(1000)),
+    )
+    .unwrap();
+    let mut cfg = base_config(&[
+        "sh",
+        "-c",
+        "cat /b/hello; stat -c '%u %g' /b/hello /c/hello",
+    ]);
+    let b = env.bundle(&cfg);
+    // `rootfs/a/sub` exists only once /a is mounted (the rootfs' own /a is empty).
+    let under = b.rootfs().join("a/sub");
+    add_bind(&mut cfg, &data, "/a", &["bind"]);
+    add_bind(&mut cfg, &under, "/b", &["bind", "ro"]);
+    add_mount(
+        &mut cfg,
+        json!({"destination": "/c", "type": "bind", "source": under, "options": ["bind", "idmap"],
+               "uidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}],
+               "gidMappings": [{"containerID": 1000, "hostID": 0, "size": 1}]}),
+    );
+    b.write_config(&cfg);
+    std::fs::create_dir(b.rootfs().join("a")).unwrap();
+    let id = env.id();
+    let o = env.rt(&["run", "--bundle", b.path(), &id]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The idmapped mount shows on-disk 1000 as 0.
+    assert_eq!(out, "from data\n1000 1000\n0 0\n");
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+/// A tmpfs mounted by the test (with `flags`) at a fresh directory; unmounted on drop.
+struct TestTmpfs(std::path::PathBuf);
+
+impl TestTmpfs {
+    fn new(env: &Env, flags: nix::mount::MsFlags) -> TestTmpfs {
+        let d = env.scratch("flags-src");
+        nix::mount::mount(
+            Some("tmpfs"),
+            &d,
+            Some("tmpfs"),
+            flags,
+            Some("mode=755,size=1m"),
+        )
+        .unwrap();
+        TestTmpfs(d)
+    }
+}
+
+impl Drop for TestTmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// issue 22 item 19: the flags a bind mount's options name are applied, also when they clear
+/// a flag the source has (`dev`, `suid`, `exec`, `symfollow`, the atime family); without
+/// options the source's flags are kept; and a change the kernel refuses (a locked flag in a
+/// user namespace) is an error, never silently kept (runc 1.4).
+#[test]
+fn bind_flags_that_clear_source_flags_are_applied_issue_22_item_19() {
+    require_root!();
+    use nix::mount::MsFlags;
+    let env = Env::new();
+    let nosymfollow = MsFlags::from_bits_retain(256);
+    let src = TestTmpfs::new(
+        &env,
+        MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NOATIME
+            | nosymfollow,
+    );
+    let mut cfg = base_config(&["cat", "/proc/self/mountinfo"]);
+    let cases: &[(&str, &[&str])] = &[
+        ("/keep", &["bind"]),
+        ("/dev-on", &["bind", "dev"]),
+        ("/suid-on", &["bind", "suid"]),
+        ("/exec-on", &["bind", "exec"]),
+        ("/symfollow-on", &["bind", "symfollow"]),
+        ("/strictatime", &["bind", "strictatime"]),
+        ("/rdev", &["rbind", "dev", "ro"]),
+    ];
+    for (dest, opts) in cases {
+        add_bind(&mut cfg, &src.0, dest, opts);
+    }
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    let o = env.rt(&["run", "--bundle", b.path(), &id]);
+    let mi = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.assert_no_leaks(&id, Some(&b));
+    let keep = mount_at(&mi, "/keep");
+    for f in ["nodev", "noexec", "nosuid", "noatime", "nosymfollow"] {
+        assert!(keep.has_opt(f), "/keep lost {f}: {:?}", keep.opts);
+    }
+    for (mp, cleared) in [
+        ("/dev-on", "nodev"),
+        ("/suid-on", "nosuid"),
+        ("/exec-on", "noexec"),
+        ("/symfollow-on", "nosymfollow"),
+        ("/strictatime", "noatime"),
+        ("/rdev", "nodev"),
+    ] {
+        let m = mount_at(&mi, mp);
+        assert!(!m.has_opt(cleared), "{mp} kept {cleared}: {:?}", m.opts);
+    }
+    assert!(mount_at(&mi, "/rdev").has_opt("ro"), "{mi}");
+    assert!(!mount_at(&mi, "/strictatime").has_opt("relatime"), "{mi}");
+
+    // In a user namespace the source's flags are locked: clearing one is refused with an error
+    // (today's fallback re-applied it silently); naming nothing that clears works.
+    let userns = |cfg: &mut serde_json::Value| {
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let m = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        cfg["linux"]["uidMappings"] = m.clone();
+        cfg["linux"]["gidMappings"] = m;
+    };
+    let ro = TestTmpfs::new(&env, MsFlags::MS_RDONLY);
+    for (source, opts) in [(&src.0, &["bind", "dev"][..]), (&ro.0, &["bind", "rw"][..])] {
+        let mut cfg = base_config(&["true"]);
+        userns(&mut cfg);
+        add_bind(&mut cfg, source, "/m", opts);
+        let b = env.bundle(&cfg);
+        std::fs::create_dir(b.rootfs().join("m")).unwrap();
+        let id = env.id();
+        let err = env.fails(&["create", "--bundle", b.path(), &id]);
+        assert_one_line_error(&err);
+        assert!(
+            err.contains("error mounting") && err.contains("locked"),
+            "{opts:?}: {err}"
+        );
+        env.assert_no_leaks(&id, Some(&b));
+    }
+    let mut cfg = base_config(&["cat", "/proc/self/mountinfo"]);
+    userns(&mut cfg);
+    add_bind(&mut cfg, &src.0, "/m", &["bind", "nodev", "ro"]);
+    let b = env.bundle(&cfg);
+    std::fs::create_dir(b.rootfs().join("m")).unwrap();
+    let id = env.id();
+    let o = env.rt(&["run", "--bundle", b.path(), &id]);
+    let mi = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = mount_at(&mi, "/m");
+    for f in ["ro", "nodev", "noexec", "nosuid", "noatime"] {
+        assert!(
+            m.has_opt(f),
+            "/m in a user namespace lacks {f}: {:?}",
+            m.opts
+        );
+    }
+    env.assert_no_leaks(&id, Some(&b));
+}

@@ -940,3 +940,44 @@ fn item18_rootless_exec_from_outside_the_delegated_cgroup_warns_and_runs() {
     let o = env.rt(&["delete", "--force", &id]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+// issue 17 item 8
+#[test]
+fn item08_userns_bind_sources_only_host_root_can_reach() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // Reachable by host root only: the container's root (host 100000) cannot search `private`.
+    let private = env.tmp.join(unique("private"));
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir_all(private.join("data/sub")).unwrap();
+    std::fs::write(private.join("data/sub/f"), "in sub\n").unwrap();
+    std::fs::write(private.join("file"), "a file\n").unwrap();
+    let mut cfg = base_config(&["sleep", "1000"]);
+    cfg["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let m = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    cfg["linux"]["uidMappings"] = m.clone();
+    cfg["linux"]["gidMappings"] = m;
+    let b = env.bundle(&cfg);
+    add_bind(&mut cfg, &private.join("data"), "/data", &["rbind", "ro"]);
+    add_bind(&mut cfg, &private.join("file"), "/file", &["bind"]);
+    // And one under the earlier mount (issue 22 item 18): resolved after /data is mounted.
+    add_bind(&mut cfg, &b.rootfs().join("data/sub"), "/sub", &["bind"]);
+    b.write_config(&cfg);
+    for d in ["data", "sub"] {
+        std::fs::create_dir(b.rootfs().join(d)).unwrap();
+    }
+    std::fs::write(b.rootfs().join("file"), "").unwrap();
+    let id = env.id();
+    env.ok(&["run", "-d", "--bundle", b.path(), &id]);
+    let out = env.ok(&["exec", &id, "cat", "/data/sub/f", "/file", "/sub/f"]);
+    assert_eq!(out, "in sub\na file\nin sub\n");
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_stopped(&id);
+    env.ok(&["delete", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+}

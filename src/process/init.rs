@@ -53,8 +53,6 @@ pub struct InitConfig<'a> {
     pub late_cgroups: bool,
     /// The container's cgroup directories on the host (for `cgroup` mounts).
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
-    /// Detached idmapped trees made by the runtime, by `mounts[]` index (inherited fds).
-    pub idmapped: &'a [Option<RawFd>],
     /// The runtime is unprivileged: it can write the init's /proc files (id maps, setgroups)
     /// only while the init is dumpable.
     pub rootless: bool,
@@ -183,6 +181,25 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
             .ctx(|| format!("process.oomScoreAdj: set {adj}"))?;
     }
     let mntns = plan.has(LinuxNamespaceType::Mount);
+    // A `Go` that arrives while the init waits for a mount source (the runtime sends it
+    // without waiting when the init builds its rootfs early) is kept for `wait_go` below.
+    let early_go = std::cell::Cell::new(None);
+    let request_source = |i: usize| -> Result<std::os::fd::OwnedFd> {
+        chan.send(&Msg::MountSourcePlease(i))?;
+        loop {
+            match chan.recv_with_fd()? {
+                Some((Msg::MountSource, Some(fd))) => return Ok(fd),
+                Some((Msg::Go(pid), _)) => early_go.set(Some(pid)),
+                Some((Msg::Error(e), _)) => return Err(Error::Msg(e)),
+                other => {
+                    return Err(Error::msg(format!(
+                        "sync: expected MountSource, got {:?}",
+                        other.map(|(m, _)| m)
+                    )))
+                }
+            }
+        }
+    };
     let rc = RootfsConfig {
         spec,
         rootfs: cfg.rootfs,
@@ -192,7 +209,8 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
         cgroupns: plan.has(LinuxNamespaceType::Cgroup),
         no_pivot: cfg.no_pivot,
         cgroup_mounts,
-        idmapped: cfg.idmapped,
+        request_source: &request_source,
+        runtime_root: !cfg.rootless,
     };
     rootfs::prepare(&rc)?;
     if let Some(p) = process {
@@ -203,7 +221,7 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
             .ctx(|| format!("create cwd {}", cwd.display()))?;
     }
     crate::logging::phase("init: mounts");
-    let host_pid = match host_pid {
+    let host_pid = match host_pid.or(early_go.get()) {
         Some(p) => p,
         None => wait_go()?,
     };

@@ -113,8 +113,6 @@ struct Prepared {
     maps: crate::userns::MapPlan,
     caps: Option<CapSets>,
     seccomp: Option<seccomp::CompiledFilter>,
-    /// Detached idmapped copies of idmapped mount sources (the init inherits them).
-    idmapped: crate::rootfs::idmap::Sources,
 }
 
 fn prepare(b: &Bundle) -> Result<Prepared> {
@@ -141,14 +139,13 @@ fn prepare(b: &Bundle) -> Result<Prepared> {
     };
     crate::rootfs::rootfs_propagation(spec)?;
     super::attrs::check_intel_rdt(spec)?;
-    // Detached copies only: nothing is attached anywhere until the init does it.
-    let idmapped = crate::rootfs::idmap::prepare(spec, &b.dir, &plan)?;
+    // (The idmapped trees themselves are made when the init asks for them.)
+    crate::rootfs::idmap::check(spec, &plan)?;
     Ok(Prepared {
         plan,
         maps,
         caps,
         seccomp,
-        idmapped,
     })
 }
 
@@ -304,7 +301,6 @@ fn create_inner(
     // init's join plan and mounts with `CgroupsMade`.)
     let cgroup_mounts = cg.mounts();
 
-    let idmapped_fds = prep.idmapped.raw();
     let (parent_ch, child_ch) = sync::pair()?;
     let join = cg.init_join_plan();
     let v2_fd = join.open_v2_dir()?;
@@ -332,7 +328,6 @@ fn create_inner(
             CloneFlags::empty()
         },
         late_cgroups: late,
-        idmapped: &idmapped_fds,
         rootless: !nix::unistd::geteuid().is_root(),
     };
     let clone_flags = if two_step {
@@ -451,6 +446,7 @@ fn create_inner(
         });
     }
 
+    let mut sources = crate::rootfs::sources::SourceOpener::new(spec, &b.dir, plan);
     loop {
         let (msg, fd) = match parent_ch.recv_with_fd()? {
             Some((m, fd)) => (Some(m), fd),
@@ -480,6 +476,10 @@ fn create_inner(
                     Some(&b.dir),
                 )?;
                 parent_ch.send(&Msg::HooksDone)?;
+            }
+            Some(Msg::MountSourcePlease(i)) => {
+                let src = sources.open(init_pid, i)?;
+                parent_ch.send_fd(&Msg::MountSource, src.as_fd())?;
             }
             Some(Msg::Ready) => break,
             Some(Msg::Error(e)) => return Err(Error::Msg(e)),

@@ -23,6 +23,9 @@ pub enum Msg {
     SeccompListener,
     /// Something failed; the text is the error to report.
     Error(String),
+    /// The init asks the runtime to open the source of `mounts[i]` (see
+    /// `crate::rootfs::sources`).
+    MountSourcePlease(usize),
     // parent → child
     /// The cgroup directories made after the clone exist; carries the directories of
     /// best-effort hierarchies that could not be made (not to be joined or mounted).
@@ -33,6 +36,8 @@ pub enum Msg {
     Go(i32),
     /// prestart/createRuntime hooks ran.
     HooksDone,
+    /// The source asked for with `MountSourcePlease` travels with this message (SCM_RIGHTS).
+    MountSource,
 }
 
 pub struct Channel {
@@ -150,6 +155,17 @@ impl Channel {
             Some(m) => Err(Error::msg(format!("sync: expected {want:?}, got {m:?}"))),
             None => Err(Error::msg(format!("sync: peer exited before {want:?}"))),
         }
+    }
+
+    /// Bounds every later receive: a peer silent for `secs` makes `recv` fail with EAGAIN.
+    pub fn set_recv_timeout(&self, secs: i64) -> Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+        setsockopt(
+            &self.fd,
+            ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(secs, 0),
+        )
+        .ctx(|| "sync: set receive timeout")
     }
 
     pub fn raw(&self) -> i32 {

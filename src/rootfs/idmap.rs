@@ -2,13 +2,16 @@
 //!
 //! The kernel idmaps a mount only for a caller with CAP_SYS_ADMIN over the user namespace of
 //! the mounted filesystem (the host's, for host filesystems) and only while the mount is still
-//! detached. So the runtime, in the host's user namespace and before the init is cloned, makes a
-//! detached copy of each such source — `open_tree(OPEN_TREE_CLONE [| AT_RECURSIVE for rbind])`
-//! — and idmaps it with `mount_setattr(MOUNT_ATTR_IDMAP [, AT_RECURSIVE for ridmap])`, using a
-//! user namespace that carries the mount's maps (see [`crate::userns::mapping_userns`]; one per
-//! distinct mapping). The init inherits the detached trees and attaches each with `move_mount`
-//! onto its mount point inside the rootfs (in the container's mount namespace, before
-//! pivot_root); the mount's other options are applied there as for any bind mount.
+//! detached. So the runtime makes the detached copy of each such source, when the init asks for
+//! it while mounting the entries in order (see [`super::sources`]): a helper process of the
+//! runtime, in the host's user namespace but in the container's mount namespace — so that a
+//! source under an earlier entry's mount is found — clones the source with
+//! `open_tree(OPEN_TREE_CLONE [| AT_RECURSIVE for rbind])` and idmaps it with
+//! `mount_setattr(MOUNT_ATTR_IDMAP [, AT_RECURSIVE for ridmap])`, using a user namespace that
+//! carries the mount's maps (see [`crate::userns::mapping_userns`]; one per distinct mapping).
+//! The init receives the detached tree over the sync channel and attaches it with `move_mount`
+//! onto its mount point inside the rootfs (before pivot_root); the mount's other options are
+//! applied there as for any bind mount.
 //!
 //! Without mount-level maps, `idmap`/`ridmap` use the container's user namespace: the maps of a
 //! new one, or the joined one itself.
@@ -81,20 +84,9 @@ pub fn any(spec: &Spec) -> bool {
         .any(|m| idmap_request(m).is_some())
 }
 
-/// Detached, idmapped copies of the sources of the idmapped entries, by `mounts[]` index.
-#[derive(Default)]
-pub struct Sources {
-    trees: Vec<Option<OwnedFd>>,
-}
-
-impl Sources {
-    /// Raw fds by mount index, for the init (which inherits them).
-    pub fn raw(&self) -> Vec<Option<RawFd>> {
-        self.trees
-            .iter()
-            .map(|t| t.as_ref().map(|f| f.as_raw_fd()))
-            .collect()
-    }
+/// Whether `mounts[]` entry `m` is idmapped.
+pub fn is_idmapped(m: &Mount) -> bool {
+    idmap_request(m).is_some()
 }
 
 /// The user namespaces carrying each distinct (uid, gid) mapping, made once.
@@ -125,10 +117,18 @@ impl<'a> UsernsCache<'a> {
     }
 }
 
-/// Makes the detached idmapped trees (runtime side, host user namespace, before clone).
-pub fn prepare(spec: &Spec, bundle: &Path, plan: &Plan) -> Result<Sources> {
+/// The maps an idmapped entry takes: its own, else (`None`) the container's user namespace.
+fn own_maps(m: &Mount) -> Option<(&[LinuxIdMapping], &[LinuxIdMapping])> {
+    let u = m.uid_mappings().as_deref().filter(|v| !v.is_empty())?;
+    let g = m.gid_mappings().as_deref().filter(|v| !v.is_empty())?;
+    Some((u, g))
+}
+
+/// Checks, before anything is made, that the idmapped entries can be made (runtime side): the
+/// runtime must be root, and an entry without maps needs the container's.
+pub fn check(spec: &Spec, plan: &Plan) -> Result<()> {
     if !any(spec) {
-        return Ok(Sources::default());
+        return Ok(());
     }
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::config(
@@ -136,54 +136,88 @@ pub fn prepare(spec: &Spec, bundle: &Path, plan: &Plan) -> Result<Sources> {
              CAP_SYS_ADMIN over the source file system)",
         ));
     }
+    let joined = plan.join.iter().any(|j| j.typ == LinuxNamespaceType::User);
     let linux = spec.linux().as_ref();
-    let joined = plan
-        .join
-        .iter()
-        .find(|j| j.typ == LinuxNamespaceType::User)
-        .map(|j| j.fd.as_fd());
-    let mut cache = UsernsCache::default();
-    let mut trees = Vec::new();
+    let container_maps = linux
+        .and_then(|l| l.uid_mappings().as_deref())
+        .is_some_and(|v| !v.is_empty())
+        && linux
+            .and_then(|l| l.gid_mappings().as_deref())
+            .is_some_and(|v| !v.is_empty());
     for m in spec.mounts().iter().flatten() {
-        let Some(o) = idmap_request(m) else {
-            trees.push(None);
-            continue;
-        };
-        let own_uid = m.uid_mappings().as_ref().filter(|v| !v.is_empty());
-        let own_gid = m.gid_mappings().as_ref().filter(|v| !v.is_empty());
-        let userns = match (own_uid, own_gid) {
-            (Some(u), Some(g)) => cache.get(u, g)?,
-            _ => match joined {
-                Some(fd) => fd,
-                None => {
-                    let u = linux
-                        .and_then(|l| l.uid_mappings().as_deref())
-                        .unwrap_or_default();
-                    let g = linux
-                        .and_then(|l| l.gid_mappings().as_deref())
-                        .unwrap_or_default();
-                    if u.is_empty() || g.is_empty() {
-                        return Err(Error::config(format!(
-                            "{}: idmap without uidMappings/gidMappings needs \
-                             linux.uidMappings and linux.gidMappings to take the mapping from",
-                            what(m)
-                        )));
-                    }
-                    cache.get(u, g)?
-                }
-            },
-        };
-        let src = super::mounts::source_path(bundle, m)
-            .ok_or_else(|| Error::config(format!("{}: bind mount has no source", what(m))))?;
-        let rec_bind = o.flags.contains(nix::mount::MsFlags::MS_REC);
-        let tree = open_tree(&src, rec_bind)
-            .ctx(|| format!("{}: open_tree {}", what(m), src.display()))?;
-        super::mounts::mount_setattr(&tree, o.idmap_recursive, MOUNT_ATTR_IDMAP, 0, Some(userns))
-            .map_err(|e| match e {
+        if is_idmapped(m) && own_maps(m).is_none() && !joined && !container_maps {
+            return Err(Error::config(format!(
+                "{}: idmap without uidMappings/gidMappings needs linux.uidMappings and \
+                 linux.gidMappings to take the mapping from",
+                what(m)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The user namespaces idmapped entries are mapped with (runtime side): an entry's own maps
+/// (a namespace made for them, once per distinct mapping), the joined user namespace, or one
+/// with the container's maps.
+pub struct IdmapUserns<'a> {
+    spec: &'a Spec,
+    plan: &'a Plan,
+    cache: UsernsCache<'a>,
+}
+
+impl<'a> IdmapUserns<'a> {
+    pub fn new(spec: &'a Spec, plan: &'a Plan) -> Self {
+        IdmapUserns {
+            spec,
+            plan,
+            cache: UsernsCache::default(),
+        }
+    }
+
+    pub fn for_mount(&mut self, m: &'a Mount) -> Result<BorrowedFd<'_>> {
+        if let Some((u, g)) = own_maps(m) {
+            return self.cache.get(u, g);
+        }
+        if let Some(j) = self
+            .plan
+            .join
+            .iter()
+            .find(|j| j.typ == LinuxNamespaceType::User)
+        {
+            return Ok(j.fd.as_fd());
+        }
+        let linux = self.spec.linux().as_ref();
+        let u = linux
+            .and_then(|l| l.uid_mappings().as_deref())
+            .unwrap_or_default();
+        let g = linux
+            .and_then(|l| l.gid_mappings().as_deref())
+            .unwrap_or_default();
+        if u.is_empty() || g.is_empty() {
+            return Err(Error::config(format!(
+                "{}: idmap without uidMappings/gidMappings needs linux.uidMappings and \
+                 linux.gidMappings to take the mapping from",
+                what(m)
+            )));
+        }
+        self.cache.get(u, g)
+    }
+}
+
+/// A detached, idmapped copy of `src`, the source of entry `m`:
+/// `open_tree(OPEN_TREE_CLONE [| AT_RECURSIVE for rbind])`, then
+/// `mount_setattr(MOUNT_ATTR_IDMAP [, AT_RECURSIVE for ridmap])` with `userns`.
+pub fn make_tree(m: &Mount, src: &Path, userns: BorrowedFd) -> Result<OwnedFd> {
+    let o = idmap_request(m).unwrap_or_default();
+    let rec_bind = o.flags.contains(nix::mount::MsFlags::MS_REC);
+    let tree =
+        open_tree(src, rec_bind).ctx(|| format!("{}: open_tree {}", what(m), src.display()))?;
+    super::mounts::mount_setattr(&tree, o.idmap_recursive, MOUNT_ATTR_IDMAP, 0, Some(userns))
+        .map_err(|e| match e {
             nix::errno::Errno::EINVAL => {
                 // With submounts in the tree, name the one whose file system refuses.
-                let (at, fs) = unsupported_mount(&src, rec_bind && o.idmap_recursive, userns)
-                    .unwrap_or_else(|| (src.clone(), String::new()));
+                let (at, fs) = unsupported_mount(src, rec_bind && o.idmap_recursive, userns)
+                    .unwrap_or_else(|| (src.to_path_buf(), String::new()));
                 let fs = if fs.is_empty() {
                     fs
                 } else {
@@ -201,9 +235,7 @@ pub fn prepare(spec: &Spec, bundle: &Path, plan: &Plan) -> Result<Sources> {
                 source: e,
             },
         })?;
-        trees.push(Some(tree));
-    }
-    Ok(Sources { trees })
+    Ok(tree)
 }
 
 /// After a recursive idmap of `src` failed with EINVAL: the first mount of the tree (`src`

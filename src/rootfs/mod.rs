@@ -12,6 +12,7 @@ pub mod idmap;
 pub mod mount_opts;
 pub mod mounts;
 pub mod safe_path;
+pub mod sources;
 
 use crate::error::{Context, Error, Result};
 use nix::errno::Errno;
@@ -32,8 +33,10 @@ pub struct RootfsConfig<'a> {
     pub cgroupns: bool,
     pub no_pivot: bool,
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
-    /// Detached idmapped trees made by the runtime, by `mounts[]` index.
-    pub idmapped: &'a [Option<std::os::fd::RawFd>],
+    /// Asks the runtime for the source of `mounts[i]` (see [`sources`]).
+    pub request_source: &'a dyn Fn(usize) -> Result<std::os::fd::OwnedFd>,
+    /// The runtime runs as real root (it can open sources the init cannot reach).
+    pub runtime_root: bool,
 }
 
 fn propagation_flag(name: &str) -> Option<MsFlags> {
@@ -114,7 +117,8 @@ pub fn prepare(c: &RootfsConfig) -> Result<()> {
             .as_ref()
             .and_then(|l| l.mount_label().as_deref())
             .filter(|l| !l.is_empty() && crate::process::lsm::Lsm::host().selinux_enabled()),
-        idmapped: c.idmapped,
+        request_source: c.request_source,
+        runtime_root: c.runtime_root,
     };
     if let Some(ms) = c.spec.mounts() {
         for (i, m) in ms.iter().enumerate() {

@@ -18,6 +18,9 @@ pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 pub struct MountOpts {
     /// Flags for the mount itself (MS_BIND, MS_REC for rbind, MS_RDONLY, …).
     pub flags: MsFlags,
+    /// Flags an option names to be clear (`rw`, `dev`, `suid`, `exec`, `symfollow`, `atime`,
+    /// …): a bind mount is remounted to clear them even when no flag is set (runc 1.4).
+    pub cleared: MsFlags,
     /// Propagation changes applied after mounting, in order.
     pub propagation: Vec<MsFlags>,
     /// Recursive attributes (the `r*` options) applied with mount_setattr(AT_RECURSIVE).
@@ -36,6 +39,7 @@ impl Default for MountOpts {
     fn default() -> Self {
         MountOpts {
             flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
             propagation: Vec::new(),
             attr_set: 0,
             attr_clr: 0,
@@ -149,8 +153,10 @@ pub fn parse(options: &[String]) -> MountOpts {
         if let Some((_, clear, f)) = FLAGS.iter().find(|(n, _, _)| *n == opt) {
             if *clear {
                 o.flags.remove(*f);
+                o.cleared.insert(*f);
             } else {
                 o.flags.insert(*f);
+                o.cleared.remove(*f);
             }
             continue;
         }
@@ -210,6 +216,20 @@ mod tests {
     fn later_option_wins() {
         assert!(p(&["ro", "rw"]).flags.is_empty());
         assert_eq!(p(&["rw", "ro"]).flags, MsFlags::MS_RDONLY);
+    }
+
+    #[test]
+    fn clearing_options_are_recorded() {
+        let o = p(&["bind", "dev", "symfollow", "nosuid"]);
+        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_NOSUID);
+        assert_eq!(
+            o.cleared,
+            MsFlags::MS_NODEV | MsFlags::from_bits_retain(256)
+        );
+        // The last word wins either way.
+        let o = p(&["dev", "nodev", "ro", "rw"]);
+        assert_eq!(o.flags, MsFlags::MS_NODEV);
+        assert_eq!(o.cleared, MsFlags::MS_RDONLY);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub struct MountCtx<'a> {
@@ -25,8 +25,12 @@ pub struct MountCtx<'a> {
     pub mount_label: Option<&'a str>,
     /// Where the container's cgroup lives on the host, for `cgroup` mounts.
     pub cgroup_mounts: &'a [crate::cgroups::CgroupMount],
-    /// Detached idmapped trees prepared by the runtime, by `mounts[]` index.
-    pub idmapped: &'a [Option<RawFd>],
+    /// Asks the runtime (host root, in this mount namespace) for the source of `mounts[i]`:
+    /// an O_PATH fd, or a detached idmapped tree for an idmapped entry. See [`super::sources`].
+    pub request_source: &'a dyn Fn(usize) -> Result<OwnedFd>,
+    /// The runtime runs as real root and can open what this process cannot (runc asks it only
+    /// then: a rootless runtime's host side cannot reach more than the init).
+    pub runtime_root: bool,
 }
 
 fn do_mount(
@@ -79,6 +83,106 @@ pub fn remount_bind(fd: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
     }
 }
 
+/// Flags the kernel locks on mounts a less privileged mount namespace inherits (MNT_LOCK_*).
+const LOCKABLE: MsFlags = MsFlags::MS_RDONLY
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NOSUID)
+    .union(ATIME);
+const ATIME: MsFlags = MsFlags::MS_NOATIME
+    .union(MsFlags::MS_RELATIME)
+    .union(MsFlags::MS_STRICTATIME)
+    .union(MsFlags::MS_NODIRATIME);
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
+/// The mount flags of the mount `fd` is on, from statfs (MS_STRICTATIME when neither noatime
+/// nor relatime is set: the kernel has no flag for it).
+fn mount_flags_of(fd: &OwnedFd) -> nix::Result<MsFlags> {
+    use nix::sys::statvfs::FsFlags;
+    let st = nix::sys::statvfs::fstatvfs(fd)?;
+    let mut f = MsFlags::empty();
+    for (s, m) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_SYNCHRONOUS, MsFlags::MS_SYNCHRONOUS),
+        (FsFlags::ST_MANDLOCK, MsFlags::MS_MANDLOCK),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::from_bits_retain(0x2000), MS_NOSYMFOLLOW),
+    ] {
+        if st.flags().contains(s) {
+            f |= m;
+        }
+    }
+    if !f.intersects(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME) {
+        f |= MsFlags::MS_STRICTATIME;
+    }
+    Ok(f)
+}
+
+/// Option names of `flags`, for errors.
+fn flag_names(flags: MsFlags) -> String {
+    let names = [
+        (MsFlags::MS_RDONLY, "ro"),
+        (MsFlags::MS_NOSUID, "nosuid"),
+        (MsFlags::MS_NODEV, "nodev"),
+        (MsFlags::MS_NOEXEC, "noexec"),
+        (MsFlags::MS_NOATIME, "noatime"),
+        (MsFlags::MS_NODIRATIME, "nodiratime"),
+        (MsFlags::MS_RELATIME, "relatime"),
+        (MsFlags::MS_STRICTATIME, "strictatime"),
+        (MS_NOSYMFOLLOW, "nosymfollow"),
+    ];
+    let v: Vec<&str> = names
+        .iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
+    v.join(",")
+}
+
+/// The flags a bind mount's options name, applied to the new mount `fd` as runc 1.4 does: a
+/// bind remount with exactly the named flags (what is named clear is cleared, including flags
+/// the source had; atime flags are kept unless one is named). When the kernel refuses that
+/// (EPERM: flags locked because the mount came from a more privileged mount namespace, as in a
+/// user namespace), the source's lockable flags are re-applied on top — unless the options
+/// clear one of them, or name an atime flag other than the source's: that is an error, never a
+/// silently different mount.
+pub fn apply_bind_flags(fd: &OwnedFd, set: MsFlags, cleared: MsFlags) -> Result<()> {
+    let target = proc_fd_path(fd);
+    let flags = set | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    let Err(first) = do_mount(None, &target, None, flags, None) else {
+        return Ok(());
+    };
+    let src = mount_flags_of(fd).ctx(|| "statfs the bind mount")?;
+    let locked = src & cleared & LOCKABLE;
+    if !locked.is_empty() {
+        return Err(Error::Sys {
+            ctx: format!("cannot clear locked flags {}", flag_names(locked)),
+            source: first,
+        });
+    }
+    if set.intersects(ATIME) && set & ATIME != src & ATIME {
+        return Err(Error::Sys {
+            ctx: format!(
+                "cannot change locked atime flags {}",
+                flag_names(src & ATIME)
+            ),
+            source: first,
+        });
+    }
+    do_mount(None, &target, None, flags | (src & LOCKABLE), None).map_err(|e| Error::Sys {
+        ctx: format!(
+            "remount with locked flags {} re-applied",
+            flag_names(src & LOCKABLE)
+        ),
+        source: e,
+    })
+}
+
 /// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], {set, clr, userns_fd}).
 pub fn mount_setattr(
     fd: &OwnedFd,
@@ -127,6 +231,18 @@ pub fn set_recursive_attrs(fd: &OwnedFd, set: u64, clr: u64) -> nix::Result<()> 
     mount_setattr(fd, true, set, clr, None)
 }
 
+/// runc's words before a failed mount's error, which callers match on.
+pub fn what(m: &Mount) -> String {
+    let typ = m.typ().as_deref().unwrap_or("");
+    format!(
+        "error mounting {:?} to rootfs at {:?}",
+        m.source()
+            .as_ref()
+            .map_or_else(|| typ.to_string(), |s| s.to_string_lossy().into_owned()),
+        m.destination().display().to_string()
+    )
+}
+
 /// Mounts config entry number `index`.
 pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     let dest = m.destination();
@@ -142,15 +258,7 @@ pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
         // `finalize`, as runc does.
         opts.flags -= MsFlags::MS_RDONLY;
     }
-    let what = || {
-        format!(
-            "error mounting {:?} to rootfs at {:?}",
-            m.source()
-                .as_ref()
-                .map_or_else(|| typ.to_string(), |s| s.to_string_lossy().into_owned()),
-            dest.display().to_string()
-        )
-    };
+    let what = || what(m);
 
     if typ == "cgroup" {
         return super::cgroupfs::mount_cgroup(ctx, dest, &opts).map_err(|e| match e {
@@ -163,8 +271,19 @@ pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     }
 
     if opts.is_bind() || typ == "bind" {
-        let tree = ctx.idmapped.get(index).copied().flatten();
-        bind_entry(ctx, m, &opts, tree).map_err(|e| prefix(e, &what()))?;
+        // Sources the runtime opens (runc 1.4): an idmapped one always (only host root can
+        // idmap it), resolved now that the earlier mounts are done; any other when this process
+        // cannot reach it (a user namespace's root under a directory only host root may enter).
+        let idmapped = super::idmap::is_idmapped(m);
+        let ask = idmapped
+            || (ctx.runtime_root
+                && source_path(ctx.bundle, m).is_some_and(|p| std::fs::metadata(p).is_err()));
+        let source = if ask {
+            Some((ctx.request_source)(index).map_err(|e| prefix(e, &what()))?)
+        } else {
+            None
+        };
+        bind_entry(ctx, m, &opts, source, idmapped).map_err(|e| prefix(e, &what()))?;
     } else {
         fs_entry(ctx, m, typ, &opts).map_err(|e| prefix(e, &what()))?;
     }
@@ -193,7 +312,7 @@ fn refuse_symlinked_target(root: BorrowedFd, dest: &Path, typ: &str) -> Result<(
     }
 }
 
-fn prefix(e: Error, what: &str) -> Error {
+pub(super) fn prefix(e: Error, what: &str) -> Error {
     match e {
         Error::Sys { ctx, source } => Error::Sys {
             ctx: format!("{what}: {ctx}"),
@@ -218,8 +337,15 @@ pub(super) fn source_path(bundle: &Path, m: &Mount) -> Option<PathBuf> {
     })
 }
 
-/// A bind mount; `tree` is the detached idmapped copy of the source when the entry is idmapped.
-fn bind_entry(ctx: &MountCtx, m: &Mount, opts: &MountOpts, tree: Option<RawFd>) -> Result<()> {
+/// A bind mount. `source`: the entry's source opened by the runtime (an O_PATH fd, or the
+/// detached idmapped tree of an idmapped entry); else the init resolves the path itself.
+fn bind_entry(
+    ctx: &MountCtx,
+    m: &Mount,
+    opts: &MountOpts,
+    source: Option<OwnedFd>,
+    idmapped: bool,
+) -> Result<()> {
     let dest = m.destination();
     let src = source_path(ctx.bundle, m).ok_or_else(|| {
         Error::config(format!(
@@ -227,28 +353,39 @@ fn bind_entry(ctx: &MountCtx, m: &Mount, opts: &MountOpts, tree: Option<RawFd>) 
             dest.display()
         ))
     })?;
-    let meta = std::fs::metadata(&src).ctx(|| format!("source {}", src.display()))?;
-    let target = if meta.is_dir() {
+    let is_dir = match &source {
+        Some(fd) => nix::sys::stat::fstat(fd)
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .ctx(|| format!("source {}", src.display()))?,
+        None => std::fs::metadata(&src)
+            .ctx(|| format!("source {}", src.display()))?
+            .is_dir(),
+    };
+    let target = if is_dir {
         mkdir_all_in_root(ctx.root, dest, 0o755)
     } else {
         create_file_in_root(ctx.root, dest)
     }
     .ctx(|| "create mount point")?;
-    match tree {
-        Some(t) => {
-            super::idmap::attach(t, &target).ctx(|| format!("attach idmapped {}", src.display()))?
-        }
-        None => {
-            let csrc = cstr(&src)?;
+    match source {
+        Some(t) if idmapped => super::idmap::attach(t.as_raw_fd(), &target)
+            .ctx(|| format!("attach idmapped {}", src.display()))?,
+        _ => {
+            let csrc = match &source {
+                Some(fd) => proc_fd_path(fd),
+                None => cstr(&src)?,
+            };
             let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
             do_mount(Some(&csrc), &proc_fd_path(&target), None, flags, None)
                 .ctx(|| format!("bind {}", src.display()))?;
         }
     }
     let extra = remount_flags(opts);
-    if !extra.is_empty() {
+    let cleared = opts.cleared - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() || !cleared.is_empty() {
         let top = open_in_root(ctx.root, dest, OFlag::O_PATH).ctx(|| "reopen mount point")?;
-        remount_bind(&top, extra).ctx(|| "remount with options")?;
+        apply_bind_flags(&top, extra, cleared)
+            .map_err(|e| prefix(e, "failed to set user-requested vfs flags on bind-mount"))?;
     }
     Ok(())
 }
