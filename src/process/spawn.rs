@@ -1,6 +1,6 @@
 //! The runtime side of `create`: everything is validated first (including how the id maps will
-//! be written and whether /etc/subuid allows them), idmapped mount sources are prepared as
-//! detached trees, then the state dir, fifo and cgroup are made, the init is cloned (one clone
+//! be written and whether /etc/subuid allows them), then the state dir, fifo and cgroup are
+//! made, the init is cloned (one clone
 //! with all new namespaces when nothing has to be joined and there is no time namespace), and the
 //! two sides follow a fixed sequence:
 //!
@@ -11,8 +11,10 @@
 //!                                            write time offsets, setresuid 0,
 //!   ◀── InitPid(pid) ──────────────────────  fork into new PID/time ns)
 //! write id maps, cgroup add, state.json
-//! Go(host pid) ───────────────────────────▶ non-dumpable, cgroupns, mounts (idmapped
-//!                                           trees attached with move_mount)
+//! Go(host pid) ───────────────────────────▶ non-dumpable, cgroupns, mounts
+//!   ◀── MountSourcePlease(i) ──────────────  (any number: a source the init cannot open,
+//! open it in the init's mount ns (helper)     or an idmapped one; see rootfs::sources)
+//! MountSource + fd ───────────────────────▶
 //!   ◀── HooksRequest ──────────────────────
 //! prestart + createRuntime hooks
 //! HooksDone ──────────────────────────────▶ createContainer hooks, pivot_root, console,
