@@ -22,19 +22,26 @@
 
 use crate::error::{Error, Result};
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    DecodeError, DefaultNla, Emitable, NetlinkDeserializable, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload, NetlinkSerializable, NlaBuffer, NlasIterator, NLM_F_ACK, NLM_F_CREATE,
+    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{
-    AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
-};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::{AddressHeader, AddressHeaderFlags, AddressScope};
+use netlink_packet_route::link::{LinkFlags, LinkHeader};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::Spec;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+// rtnetlink attribute kinds (linux/if_link.h, linux/if_addr.h).
+const IFLA_IFNAME: u16 = 3;
+const IFLA_NET_NS_FD: u16 = 28;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_BROADCAST: u16 = 4;
+const IFA_FLAGS: u16 = 8;
+const IFA_F_PERMANENT: u32 = 0x80;
 
 /// One entry of `linux.netDevices`: the device's name in the runtime's namespace and the name
 /// it gets in the container's.
@@ -57,6 +64,10 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Checks `linux.netDevices` before anything is made (runc's checks and texts), and that each
 /// device exists in the runtime's network namespace. Devices in name order.
+///
+/// The entry points are `#[cold]` and called only for configs that list devices: the code
+/// then sits away from the hot paths, and a `create` without devices faults in none of it.
+#[cold]
 pub fn plan(spec: &Spec, has_netns: bool, rootless: bool) -> Result<Vec<Device>> {
     let Some(devs) = spec
         .linux()
@@ -117,7 +128,7 @@ struct MovedDev {
     host: String,
     /// Its index in the container's namespace.
     index: u32,
-    addrs: Vec<AddressMessage>,
+    addrs: Vec<Addr>,
     was_up: bool,
 }
 
@@ -130,6 +141,7 @@ pub struct Moved {
 
 /// Moves `devices` into the network namespace of process `pid`. On failure every device moved
 /// so far is moved back, and the one that failed is as it was.
+#[cold]
 pub fn move_into(devices: &[Device], pid: i32) -> Result<Option<Moved>> {
     if devices.is_empty() {
         return Ok(None);
@@ -179,18 +191,11 @@ impl Moved {
         let index = link.header.index;
         let was_up = link.header.flags.contains(LinkFlags::Up);
         // Read before the device goes down: IPv6 addresses do not survive that.
-        let addrs: Vec<AddressMessage> = home
+        let addrs: Vec<Addr> = home
             .addresses(index)
             .map_err(|e| format!("fail to get ip addresses: {}", errtext(&e)))?
             .into_iter()
-            .filter(|a| {
-                a.header.scope == AddressScope::Universe
-                    && (a.header.flags.contains(AddressHeaderFlags::Permanent)
-                        || a.attributes.iter().any(|x| {
-                            matches!(x, AddressAttribute::Flags(f)
-                                if f.contains(netlink_packet_route::address::AddressFlags::Permanent))
-                        }))
-            })
+            .filter(Addr::permanent_global)
             .collect();
         if !d.target.contains('%') && self.target.link_by_name(&d.target).is_ok() {
             return Err(format!(
@@ -261,6 +266,7 @@ impl Moved {
 
     /// Moves every device back to the runtime's namespace under its own name, with its
     /// addresses and up/down state (best effort: a failure is a warning).
+    #[cold]
     pub fn undo(mut self) {
         let mut home = match Rtnl::new() {
             Ok(h) => h,
@@ -310,6 +316,101 @@ fn io_err(ctx: &str, e: io::Error) -> Error {
     }
 }
 
+/// A link as the kernel reports it: what moving it needs.
+struct Link {
+    header: LinkHeader,
+}
+
+/// An address as read from a link: its header and the attributes that re-create it.
+#[derive(Debug, Clone)]
+struct Addr {
+    header: AddressHeader,
+    /// IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST, as read.
+    nlas: Vec<DefaultNla>,
+    /// IFA_FLAGS (the full flags word; the header has only the low 8 bits).
+    flags: Option<u32>,
+}
+
+impl Addr {
+    /// runc moves permanent addresses of global scope only (RFC 3549 2.3.3.2).
+    fn permanent_global(&self) -> bool {
+        self.header.scope == AddressScope::Universe
+            && (self.header.flags.contains(AddressHeaderFlags::Permanent)
+                || self.flags.is_some_and(|f| f & IFA_F_PERMANENT != 0))
+    }
+
+    fn parse(body: &[u8]) -> io::Result<Addr> {
+        let header = AddressHeader::parse(body).map_err(bad_data)?;
+        let mut nlas = Vec::new();
+        let mut flags = None;
+        for nla in NlasIterator::new(body.get(8..).unwrap_or_default()) {
+            let nla: NlaBuffer<&[u8]> = nla.map_err(bad_data)?;
+            match nla.kind() {
+                IFA_ADDRESS | IFA_LOCAL | IFA_BROADCAST => {
+                    nlas.push(DefaultNla::new(nla.kind(), nla.value().to_vec()))
+                }
+                IFA_FLAGS if nla.value().len() == 4 => {
+                    let mut b = [0u8; 4];
+                    b.copy_from_slice(nla.value());
+                    flags = Some(u32::from_ne_bytes(b));
+                }
+                _ => {}
+            }
+        }
+        Ok(Addr {
+            header,
+            nlas,
+            flags,
+        })
+    }
+}
+
+fn bad_data(e: DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}"))
+}
+
+/// An rtnetlink message as raw bytes: a request built from netlink-packet-route's headers and
+/// plain attributes, or an answer whose header is parsed on demand. (The crate's typed
+/// `RouteNetlinkMessage` would link its parsers for every kind of route message into the
+/// binary; only links and addresses are needed here.)
+#[derive(Debug)]
+struct Raw {
+    kind: u16,
+    body: Vec<u8>,
+}
+
+impl Raw {
+    fn new(kind: u16, header: &dyn Emitable, nlas: &[DefaultNla]) -> Raw {
+        let hl = header.buffer_len();
+        let mut body = vec![0u8; hl + nlas.buffer_len()];
+        header.emit(&mut body[..hl]);
+        nlas.emit(&mut body[hl..]);
+        Raw { kind, body }
+    }
+}
+
+impl NetlinkSerializable for Raw {
+    fn message_type(&self) -> u16 {
+        self.kind
+    }
+    fn buffer_len(&self) -> usize {
+        self.body.len()
+    }
+    fn serialize(&self, buffer: &mut [u8]) {
+        buffer.copy_from_slice(&self.body);
+    }
+}
+
+impl NetlinkDeserializable for Raw {
+    type Error = DecodeError;
+    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
+        Ok(Raw {
+            kind: header.message_type,
+            body: payload.to_vec(),
+        })
+    }
+}
+
 /// A NETLINK_ROUTE socket and the request/response loop.
 struct Rtnl {
     sock: Socket,
@@ -339,17 +440,13 @@ impl Rtnl {
     }
 
     /// Sends one request; returns the messages of the answer (a dump's, or a get's one).
-    fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+    fn request(&mut self, msg: Raw, flags: u16) -> io::Result<Vec<Raw>> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
         header.sequence_number = seq;
-        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
         packet.finalize();
         let mut buf = vec![0u8; packet.buffer_len()];
         packet.serialize(&mut buf[..]);
@@ -360,10 +457,8 @@ impl Rtnl {
             let (data, _) = self.sock.recv_from_full()?;
             let mut off = 0;
             while off < data.len() {
-                let m: NetlinkMessage<RouteNetlinkMessage> =
-                    NetlinkMessage::deserialize(&data[off..]).map_err(|e| {
-                        io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}"))
-                    })?;
+                let m: NetlinkMessage<Raw> =
+                    NetlinkMessage::deserialize(&data[off..]).map_err(bad_data)?;
                 let len = m.header.length as usize;
                 if m.header.sequence_number == seq {
                     match m.payload {
@@ -391,96 +486,97 @@ impl Rtnl {
         }
     }
 
-    fn link_by_name(&mut self, name: &str) -> io::Result<LinkMessage> {
-        let mut m = LinkMessage::default();
-        m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        let r = self.request(RouteNetlinkMessage::GetLink(m), 0)?;
-        r.into_iter()
-            .find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l),
-                _ => None,
+    fn links(&mut self, name: Option<&str>) -> io::Result<Vec<Link>> {
+        let nlas: Vec<DefaultNla> = name
+            .map(|n| DefaultNla::new(IFLA_IFNAME, nul_terminated(n)))
+            .into_iter()
+            .collect();
+        let msg = Raw::new(libc::RTM_GETLINK, &LinkHeader::default(), &nlas);
+        let flags = if name.is_some() { 0 } else { NLM_F_DUMP };
+        self.request(msg, flags)?
+            .into_iter()
+            .filter(|m| m.kind == libc::RTM_NEWLINK)
+            .map(|m| {
+                Ok(Link {
+                    header: LinkHeader::parse(&m.body).map_err(bad_data)?,
+                })
             })
+            .collect()
+    }
+
+    fn link_by_name(&mut self, name: &str) -> io::Result<Link> {
+        self.links(Some(name))?
+            .into_iter()
+            .next()
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
     }
 
     fn link_indexes(&mut self) -> io::Result<Vec<u32>> {
-        let r = self.request(
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-            NLM_F_DUMP,
-        )?;
-        Ok(r.into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
-                _ => None,
-            })
+        Ok(self
+            .links(None)?
+            .into_iter()
+            .map(|l| l.header.index)
             .collect())
     }
 
-    fn addresses(&mut self, index: u32) -> io::Result<Vec<AddressMessage>> {
-        let r = self.request(
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            NLM_F_DUMP,
-        )?;
-        Ok(r.into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => Some(a),
-                _ => None,
-            })
-            .collect())
+    fn addresses(&mut self, index: u32) -> io::Result<Vec<Addr>> {
+        let msg = Raw::new(libc::RTM_GETADDR, &AddressHeader::default(), &[]);
+        self.request(msg, NLM_F_DUMP)?
+            .into_iter()
+            .filter(|m| m.kind == libc::RTM_NEWADDR)
+            .map(|m| Addr::parse(&m.body))
+            .filter(|a| a.as_ref().map_or(true, |a| a.header.index == index))
+            .collect()
     }
 
     fn set_up(&mut self, index: u32, up: bool) -> io::Result<()> {
-        let mut m = LinkMessage::default();
-        m.header.index = index;
-        m.header.flags = if up {
-            LinkFlags::Up
-        } else {
-            LinkFlags::empty()
+        let h = LinkHeader {
+            index,
+            flags: if up {
+                LinkFlags::Up
+            } else {
+                LinkFlags::empty()
+            },
+            change_mask: LinkFlags::Up,
+            ..Default::default()
         };
-        m.header.change_mask = LinkFlags::Up;
-        self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK)
+        self.request(Raw::new(libc::RTM_SETLINK, &h, &[]), NLM_F_ACK)
             .map(drop)
     }
 
-    /// Moves link `index` into the namespace `ns_fd`, named `name` there (one request: the
-    /// kernel renames and moves together, or does neither when the name is taken).
+    /// Moves link `index` into the namespace `ns_fd`, named `name` there (one request).
     fn move_link(&mut self, index: u32, name: &str, ns_fd: i32) -> io::Result<()> {
-        let mut m = LinkMessage::default();
-        m.header.index = index;
-        m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        m.attributes.push(LinkAttribute::NetNsFd(ns_fd));
-        self.request(RouteNetlinkMessage::SetLink(m), NLM_F_ACK)
+        let h = LinkHeader {
+            index,
+            ..Default::default()
+        };
+        let nlas = [
+            DefaultNla::new(IFLA_IFNAME, nul_terminated(name)),
+            DefaultNla::new(IFLA_NET_NS_FD, (ns_fd as u32).to_ne_bytes().to_vec()),
+        ];
+        self.request(Raw::new(libc::RTM_SETLINK, &h, &nlas), NLM_F_ACK)
             .map(drop)
     }
 
     /// Adds address `a` (as read from another link) to link `index`.
-    fn add_address(&mut self, a: &AddressMessage, index: u32) -> io::Result<()> {
-        let mut m = AddressMessage::default();
-        m.header.family = a.header.family;
-        m.header.prefix_len = a.header.prefix_len;
-        m.header.scope = a.header.scope;
-        m.header.index = index;
-        m.attributes = a
-            .attributes
-            .iter()
-            .filter(|x| {
-                matches!(
-                    x,
-                    AddressAttribute::Address(_)
-                        | AddressAttribute::Local(_)
-                        | AddressAttribute::Broadcast(_)
-                )
-            })
-            .cloned()
-            .collect();
+    fn add_address(&mut self, a: &Addr, index: u32) -> io::Result<()> {
+        let mut h = a.header.clone();
+        h.index = index;
+        h.flags = AddressHeaderFlags::empty();
         match self.request(
-            RouteNetlinkMessage::NewAddress(m),
+            Raw::new(libc::RTM_NEWADDR, &h, &a.nlas),
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         ) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             r => r.map(drop),
         }
     }
+}
+
+fn nul_terminated(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
 }
 
 #[cfg(test)]

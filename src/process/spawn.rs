@@ -145,11 +145,20 @@ fn prepare(b: &Bundle) -> Result<Prepared> {
     super::attrs::check_intel_rdt(spec)?;
     // Detached copies only: nothing is attached anywhere until the init does it.
     let idmapped = crate::rootfs::idmap::prepare(spec, &b.dir, &plan)?;
-    let net_devices = crate::netdev::plan(
-        spec,
-        plan.has(LinuxNamespaceType::Network),
-        !nix::unistd::geteuid().is_root(),
-    )?;
+    let wants_devices = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.net_devices().as_ref())
+        .is_some_and(|d| !d.is_empty());
+    let net_devices = if wants_devices {
+        crate::netdev::plan(
+            spec,
+            plan.has(LinuxNamespaceType::Network),
+            !nix::unistd::geteuid().is_root(),
+        )?
+    } else {
+        Vec::new()
+    };
     Ok(Prepared {
         plan,
         maps,
@@ -467,8 +476,8 @@ fn create_inner(
     logging::phase("state+pid");
     // The init is in its final network namespace (made or joined) by now, and no hook has
     // run yet (runc moves the devices at this point too).
-    *net_moved = crate::netdev::move_into(&prep.net_devices, init_pid)?;
-    if net_moved.is_some() {
+    if !prep.net_devices.is_empty() {
+        *net_moved = crate::netdev::move_into(&prep.net_devices, init_pid)?;
         logging::phase("netDevices");
     }
     if let Err(e) = parent_ch.send(&Msg::Go(init_pid)) {
