@@ -15,6 +15,7 @@ pub mod error;
 pub mod hooks;
 pub mod logging;
 pub mod namespaces;
+pub mod netdev;
 pub mod notify;
 pub mod process;
 pub mod rootfs;

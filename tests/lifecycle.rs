@@ -880,3 +880,63 @@ fn run_succeeds_when_the_process_exits_before_start() {
     assert!(state.contains(&format!("\"pid\":{pid}")), "{state}");
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// issue 22 item 15: between `create` and `start` the init holds fds 0–2, the exec fifo and the
+/// preserved fds, nothing else: not a descriptor the caller had open beyond 2 (and not
+/// close-on-exec), the state dir, the cgroup dir, /dev/null or the runtime's sync socket.
+#[test]
+fn created_init_holds_only_stdio_fifo_and_preserved_fds_issue_22_item_15() {
+    use std::os::unix::process::CommandExt;
+    require_root!();
+    let env = Env::new();
+    let b = env.bundle(&base_config(&["sleep", "1000"]));
+    let id = env.id();
+    let preserved = env.tmp.join("preserved");
+    let secret = env.tmp.join("caller-secret");
+    std::fs::write(&preserved, "p").unwrap();
+    std::fs::write(&secret, "s").unwrap();
+    let fp = std::fs::File::open(&preserved).unwrap();
+    let fs = std::fs::File::open(&secret).unwrap();
+    let mut c = env.cmd(&["create", "--preserve-fds", "1", "--bundle", b.path(), &id]);
+    // SAFETY: dup2 only (async-signal-safe); the targets are not close-on-exec.
+    unsafe {
+        c.pre_exec(move || {
+            use std::os::fd::AsRawFd;
+            if libc::dup2(fp.as_raw_fd(), 3) != 3 || libc::dup2(fs.as_raw_fd(), 7) != 7 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = env.output(c);
+    assert!(
+        o.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let pid = env.pid(&id);
+    let mut fds: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let n: i32 = e.file_name().to_str().unwrap().parse().unwrap();
+            let t = std::fs::read_link(e.path()).unwrap_or_default();
+            (n, t.to_string_lossy().into_owned())
+        })
+        .filter(|(n, _)| *n > 2)
+        .collect();
+    fds.sort();
+    let fifo = env.root.join(&id).join("exec.fifo");
+    let want = vec![
+        (3, preserved.to_string_lossy().into_owned()),
+        (
+            fds.iter()
+                .find(|(_, t)| *t == fifo.to_string_lossy())
+                .map_or(-1, |f| f.0),
+            fifo.to_string_lossy().into_owned(),
+        ),
+    ];
+    assert_eq!(fds, want, "the created init's fds beyond 2");
+    env.ok(&["start", &id]);
+    env.finish(&id, &b);
+}

@@ -316,3 +316,299 @@ fn empty_namespace_path_means_new_namespace_issue_22_item_7() {
     }
     assert_eq!(m["pid1"], "1");
 }
+
+/// A network namespace held by a sleeping process (no `ip netns` mount: it goes with the
+/// process), standing in for the runtime's "host" namespace or a caller's pre-made one.
+struct HeldNetNs {
+    holder: ChildGuard,
+}
+
+impl HeldNetNs {
+    fn new() -> HeldNetNs {
+        let c = std::process::Command::new("unshare")
+            .args(["--net", "sleep", "1000"])
+            .spawn()
+            .expect("unshare --net");
+        let holder = ChildGuard::new(c);
+        let pid = holder.pid();
+        wait_until(10, "the netns holder to exec sleep", || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+        });
+        HeldNetNs { holder }
+    }
+
+    fn path(&self) -> String {
+        format!("/proc/{}/ns/net", self.holder.pid())
+    }
+
+    /// `cmd` with the network namespace at `path` entered before exec.
+    fn enter(cmd: &mut std::process::Command, path: &str) {
+        use std::os::unix::process::CommandExt;
+        let f = std::fs::File::open(path).unwrap();
+        // SAFETY: setns on an fd the closure owns; async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                use std::os::fd::AsRawFd;
+                if libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// `ip ARGS…` in this namespace, asserted to succeed.
+    fn ip(&self, args: &[&str]) -> String {
+        ip_in(&self.path(), args)
+    }
+}
+
+fn ip_in(ns_path: &str, args: &[&str]) -> String {
+    let mut c = std::process::Command::new("ip");
+    c.args(args);
+    HeldNetNs::enter(&mut c, ns_path);
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "ip {args:?} in {ns_path}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `ip -j addr show` in the namespace at `path`: the links by name.
+fn links_in(ns_path: &str) -> std::collections::HashMap<String, serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ip_in(ns_path, &["-j", "addr", "show"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["ifname"].as_str().unwrap().to_string(), l.clone()))
+        .collect()
+}
+
+/// The addresses of a link from `ip -j`, as "addr/prefix scope".
+fn addrs_of(link: &serde_json::Value) -> Vec<String> {
+    link["addr_info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            format!(
+                "{}/{} {}",
+                a["local"].as_str().unwrap_or_default(),
+                a["prefixlen"],
+                a["scope"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Asserts that `link` carries the test veth's attributes (set up by [`make_veth`]).
+fn assert_test_link(link: &serde_json::Value, what: &str) {
+    assert_eq!(link["mtu"], 1400, "{what}: mtu: {link}");
+    assert_eq!(link["address"], "02:00:00:aa:bb:cc", "{what}: MAC: {link}");
+    let flags: Vec<&str> = link["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(flags.contains(&"UP"), "{what}: not up: {link}");
+    let a = addrs_of(link);
+    assert!(
+        a.contains(&"192.0.2.1/24 global".to_string()),
+        "{what}: {a:?}"
+    );
+    assert!(
+        a.contains(&"2001:db8::1/64 global".to_string()),
+        "{what}: {a:?}"
+    );
+}
+
+/// veth `name` (peer `<name>p`) in `ns`, with the attributes [`assert_test_link`] checks, plus
+/// a link-scope address that must not follow it (runc moves global addresses only). The
+/// addresses are documentation prefixes (RFC 5737, RFC 3849); the peer stays down, so nothing
+/// is ever sent.
+fn make_veth(ns: &HeldNetNs, name: &str) {
+    let peer = format!("{name}p");
+    ns.ip(&["link", "add", name, "type", "veth", "peer", "name", &peer]);
+    ns.ip(&[
+        "link",
+        "set",
+        name,
+        "mtu",
+        "1400",
+        "address",
+        "02:00:00:aa:bb:cc",
+    ]);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", name]);
+    ns.ip(&["addr", "add", "192.0.2.9/32", "dev", name, "scope", "link"]);
+    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", name, "nodad"]);
+    ns.ip(&["link", "set", name, "up"]);
+}
+
+/// issue 22 item 23: `linux.netDevices` moves the named devices of the runtime's network
+/// namespace into the container's — renamed where the config says so — with their MTU, MAC
+/// address and global addresses, up; `features` says so. When the container's own namespace
+/// goes at `delete`, so do its devices (virtual ones are destroyed by the kernel, which is what
+/// the veth peer left behind shows; a physical one is moved back to the initial namespace).
+/// The runtime runs in a network namespace the test made, so no host interface is touched.
+#[test]
+fn net_devices_move_into_the_container_issue_22_item_23() {
+    require_root!();
+    skip_unless!(probe::veth_in_netns(), "veth pairs cannot be made here");
+    let env = Env::new();
+    let feats: serde_json::Value = serde_json::from_str(&env.ok(&["features"])).unwrap();
+    assert_eq!(feats["linux"]["netDevices"]["enabled"], true, "{feats}");
+
+    let host = HeldNetNs::new();
+    make_veth(&host, "nd0");
+    host.ip(&["link", "add", "nd1", "type", "veth", "peer", "name", "nd1p"]);
+    let mut cfg = base_config(&["sleep", "1000"]);
+    cfg["linux"]["netDevices"] = json!({"nd0": {"name": "ctr0"}, "nd1": {}});
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    let mut c = env.cmd(&["create", "--bundle", b.path(), &id]);
+    HeldNetNs::enter(&mut c, &host.path());
+    let o = env.output(c);
+    assert!(
+        o.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ctr_ns = format!("/proc/{}/ns/net", env.pid(&id));
+
+    let inside = links_in(&ctr_ns);
+    let ctr0 = inside
+        .get("ctr0")
+        .unwrap_or_else(|| panic!("no ctr0 inside: {inside:?}"));
+    assert_test_link(ctr0, "ctr0 in the container");
+    assert!(
+        !addrs_of(ctr0).iter().any(|a| a.starts_with("192.0.2.9/")),
+        "a link-scope address followed the device: {ctr0}"
+    );
+    assert!(inside.contains_key("nd1"), "nd1 keeps its name: {inside:?}");
+    assert!(!inside.contains_key("nd0"), "{inside:?}");
+    let left = links_in(&host.path());
+    assert!(
+        !left.contains_key("nd0") && !left.contains_key("nd1"),
+        "{left:?}"
+    );
+    assert!(left.contains_key("nd0p"), "{left:?}");
+
+    // The container's own view (its sysfs is of its network namespace).
+    env.ok(&["start", &id]);
+    let seen = env.ok(&[
+        "exec",
+        &id,
+        "cat",
+        "/sys/class/net/ctr0/mtu",
+        "/sys/class/net/ctr0/address",
+    ]);
+    assert_eq!(seen, "1400\n02:00:00:aa:bb:cc\n");
+
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_stopped(&id);
+    env.ok(&["delete", &id]);
+    env.assert_no_leaks(&id, Some(&b));
+    wait_until(
+        20,
+        "the moved veths to go with the container's namespace",
+        || {
+            let l = links_in(&host.path());
+            !l.contains_key("nd0p") && !l.contains_key("nd1p")
+        },
+    );
+}
+
+/// issue 22 item 23: with a network namespace joined by path, the devices stay in it after
+/// `delete` (its owner manages them, as with runc).
+#[test]
+fn net_devices_stay_in_a_joined_namespace_issue_22_item_23() {
+    require_root!();
+    skip_unless!(probe::veth_in_netns(), "veth pairs cannot be made here");
+    let env = Env::new();
+    let host = HeldNetNs::new();
+    let target = HeldNetNs::new();
+    make_veth(&host, "nd0");
+    let mut cfg = base_config(&["sleep", "1000"]);
+    cfg["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "network", "path": target.path()},
+        {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+    ]);
+    cfg["linux"]["netDevices"] = json!({"nd0": {}});
+    let b = env.bundle(&cfg);
+    let id = env.id();
+    let mut c = env.cmd(&["create", "--bundle", b.path(), &id]);
+    HeldNetNs::enter(&mut c, &host.path());
+    let o = env.output(c);
+    assert!(
+        o.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_test_link(
+        &links_in(&target.path())["nd0"],
+        "nd0 in the joined namespace",
+    );
+    env.finish(&id, &b);
+    assert_test_link(&links_in(&target.path())["nd0"], "nd0 after delete");
+    assert!(!links_in(&host.path()).contains_key("nd0"));
+}
+
+/// issue 22 item 23: a `create` that cannot move every device fails with one line and leaves
+/// every device where it was, as it was: an unknown device, a name taken in the container
+/// (also when another device was already moved: it is moved back), bad names, no network
+/// namespace.
+#[test]
+fn net_device_failures_leave_devices_in_place_issue_22_item_23() {
+    require_root!();
+    skip_unless!(probe::veth_in_netns(), "veth pairs cannot be made here");
+    let env = Env::new();
+    let host = HeldNetNs::new();
+    make_veth(&host, "nd0");
+    host.ip(&["link", "add", "nd1", "type", "veth", "peer", "name", "nd1p"]);
+    let cases: Vec<(serde_json::Value, Option<serde_json::Value>, &str)> = vec![
+        (json!({"nd0": {}, "nd-missing": {}}), None, "nd-missing"),
+        (json!({"nd0": {"name": "lo"}}), None, "lo"),
+        // nd0 is moved first (name order), then nd1's name is taken: nd0 comes back.
+        (json!({"nd0": {}, "nd1": {"name": "lo"}}), None, "lo"),
+        (json!({"nd0": {}, "nd1": {"name": "nd0"}}), None, "nd0"),
+        (
+            json!({"a/b": {}}),
+            None,
+            "invalid network device name \"a/b\"",
+        ),
+        (
+            json!({"nd0": {"name": "x234567890123456"}}),
+            None,
+            "invalid network device name",
+        ),
+        (
+            json!({"nd0": {}}),
+            Some(json!([{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}])),
+            "unable to move network devices without a NET namespace",
+        ),
+    ];
+    for (devs, nss, want) in cases {
+        let mut cfg = base_config(&["sleep", "1000"]);
+        cfg["linux"]["netDevices"] = devs.clone();
+        if let Some(n) = nss {
+            cfg["linux"]["namespaces"] = n;
+        }
+        let b = env.bundle(&cfg);
+        let id = env.id();
+        let mut c = env.cmd(&["create", "--bundle", b.path(), &id]);
+        HeldNetNs::enter(&mut c, &host.path());
+        let o = env.output(c);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{devs}: create succeeded");
+        assert_one_line_error(&err);
+        assert!(err.contains(want), "{devs}: {err}");
+        env.assert_no_leaks(&id, Some(&b));
+        let l = links_in(&host.path());
+        assert_test_link(&l["nd0"], &format!("nd0 after {devs}"));
+        assert!(l.contains_key("nd1"), "{devs}: {l:?}");
+    }
+}

@@ -24,7 +24,9 @@ pub fn document() -> serde_json::Value {
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": crate::rootfs::idmap::kernel_supported()}}
+            "mountExtensions": {"idmap": {"enabled": crate::rootfs::idmap::kernel_supported()}},
+            // linux.netDevices: moved with netlink at create (src/netdev.rs).
+            "netDevices": {"enabled": true}
         },
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",

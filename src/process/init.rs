@@ -225,6 +225,9 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
         Some(p) => p,
         None => wait_go()?,
     };
+    // The runtime made exec.fifo before `Go`: hold it by an O_PATH fd from here on, so that
+    // the state dir need not stay open while the init waits for `start`.
+    let fifo_path = ExecFifo::open(cfg.state_dir)?;
 
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
@@ -287,7 +290,7 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
 
     let Some(p) = process else {
         // A config without process can be created; `start` then fails (runtime-spec).
-        return wait_for_start_without_process(cfg, chan);
+        return wait_for_start_without_process(cfg, chan, fifo_path);
     };
     // In its cgroups by now: run on what their cpuset allows, not the caller's CPU mask.
     super::attrs::reset_affinity(0);
@@ -312,7 +315,7 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
     chan.send(&Msg::Ready)?;
     crate::logging::phase("init: ready");
 
-    let mut fifo = open_exec_fifo(cfg.state_dir)?;
+    let mut fifo = fifo_path.wait_for_start(cfg)?;
     let r = (|| -> Result<Never> {
         fifo.write_all(b"0").ctx(|| "write exec fifo")?;
         // noNewPrivileges and seccomp hold for the startContainer hooks too (runc).
@@ -556,6 +559,109 @@ fn join_session_keyring(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// exec.fifo, held by an O_PATH fd (which opens nothing: no reader is woken).
+struct ExecFifo {
+    fd: std::os::fd::OwnedFd,
+    /// Device and inode of the fifo, to recognise it through /proc/self/fd.
+    id: (u64, u64),
+}
+
+impl ExecFifo {
+    fn open(state_dir: RawFd) -> Result<ExecFifo> {
+        // SAFETY: the state dir fd is owned by the runtime and stays open in this process.
+        let dir = unsafe { BorrowedFd::borrow_raw(state_dir) };
+        let fd = nix::fcntl::openat(
+            dir,
+            crate::state::FIFO_FILE,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "open exec fifo")?;
+        let st = nix::sys::stat::fstat(&fd).ctx(|| "stat exec fifo")?;
+        Ok(ExecFifo {
+            fd,
+            id: (st.st_dev, st.st_ino),
+        })
+    }
+
+    /// Closes every fd but 0–2, the preserved ones and the fifo's, then opens exec.fifo for
+    /// writing: blocks until `start` opens its read side. Between `create` and `start` the
+    /// init so holds nothing of the runtime's or of its caller's (runc's contract): no state
+    /// dir, cgroup dir, sync socket, console socket or inherited descriptor.
+    ///
+    /// The fifo is reopened through /proc/self/fd (checked to be the same inode). A container
+    /// without a usable /proc keeps the state dir fd instead and opens the fifo through it.
+    fn wait_for_start(self, cfg: &InitConfig) -> Result<std::fs::File> {
+        let raw = self.fd.as_raw_fd();
+        let proc_path = format!("/proc/self/fd/{raw}");
+        let via_proc = nix::sys::stat::stat(proc_path.as_str())
+            .is_ok_and(|st| (st.st_dev, st.st_ino) == self.id);
+        let mut keep = vec![raw];
+        if !via_proc {
+            keep.push(cfg.state_dir);
+        }
+        close_fds_except(3 + cfg.preserve_fds as i32, &keep);
+        let file = if via_proc {
+            let fd = loop {
+                match nix::fcntl::open(
+                    proc_path.as_str(),
+                    OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Err(Errno::EINTR) => continue,
+                    r => break r,
+                }
+            }
+            .ctx(|| "open exec fifo")?;
+            std::fs::File::from(fd)
+        } else {
+            open_exec_fifo(cfg.state_dir)?
+        };
+        let st = nix::sys::stat::fstat(&file).ctx(|| "stat exec fifo")?;
+        if (st.st_dev, st.st_ino) != self.id {
+            return Err(Error::msg("open exec fifo: not the container's exec fifo"));
+        }
+        Ok(file)
+    }
+}
+
+/// Closes every fd from `first` upwards except those in `keep`.
+fn close_fds_except(first: i32, keep: &[i32]) {
+    let mut keep: Vec<i32> = keep.iter().copied().filter(|&k| k >= first).collect();
+    keep.sort_unstable();
+    let mut lo = first;
+    for k in keep.into_iter().chain([i32::MAX]) {
+        if k > lo {
+            close_range(lo, k - 1);
+        }
+        lo = k.saturating_add(1);
+    }
+}
+
+/// close_range(2), or one close per open fd where the kernel lacks it (before 5.9).
+fn close_range(lo: i32, hi: i32) {
+    // SAFETY: closing fd numbers this process owns and no longer uses.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, lo as u32, hi as u32, 0u32) };
+    if r == 0 {
+        return;
+    }
+    let open: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+            .collect(),
+        Err(_) => {
+            // SAFETY: sysconf has no side effects.
+            let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(1024, 1 << 20) as i32;
+            (lo..max.min(hi.saturating_add(1))).collect()
+        }
+    };
+    for fd in open.into_iter().filter(|fd| (lo..=hi).contains(fd)) {
+        // SAFETY: as above.
+        unsafe { libc::close(fd) };
+    }
+}
+
 /// Opens exec.fifo for writing through the state dir fd: blocks until `start` opens it.
 fn open_exec_fifo(state_dir: RawFd) -> Result<std::fs::File> {
     // SAFETY: the state dir fd is owned by the runtime and stays open in this process.
@@ -575,11 +681,15 @@ fn open_exec_fifo(state_dir: RawFd) -> Result<std::fs::File> {
     Ok(std::fs::File::from(fd))
 }
 
-fn wait_for_start_without_process(cfg: &InitConfig, chan: &Channel) -> Result<Never> {
+fn wait_for_start_without_process(
+    cfg: &InitConfig,
+    chan: &Channel,
+    fifo_path: ExecFifo,
+) -> Result<Never> {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
     chan.send(&Msg::Ready)?;
-    let mut fifo = open_exec_fifo(cfg.state_dir)?;
+    let mut fifo = fifo_path.wait_for_start(cfg)?;
     let _ = fifo.write_all(b"0Eprocess: config.json has no process to start");
     // SAFETY: terminate without unwinding.
     unsafe { libc::_exit(127) }

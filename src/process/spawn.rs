@@ -115,6 +115,8 @@ struct Prepared {
     maps: crate::userns::MapPlan,
     caps: Option<CapSets>,
     seccomp: Option<seccomp::CompiledFilter>,
+    /// `linux.netDevices`, checked (names, namespace, devices present).
+    net_devices: Vec<crate::netdev::Device>,
 }
 
 fn prepare(b: &Bundle) -> Result<Prepared> {
@@ -143,11 +145,26 @@ fn prepare(b: &Bundle) -> Result<Prepared> {
     super::attrs::check_intel_rdt(spec)?;
     // (The idmapped trees themselves are made when the init asks for them.)
     crate::rootfs::idmap::check(spec, &plan)?;
+    let wants_devices = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.net_devices().as_ref())
+        .is_some_and(|d| !d.is_empty());
+    let net_devices = if wants_devices {
+        crate::netdev::plan(
+            spec,
+            plan.has(LinuxNamespaceType::Network),
+            !nix::unistd::geteuid().is_root(),
+        )?
+    } else {
+        Vec::new()
+    };
     Ok(Prepared {
         plan,
         maps,
         caps,
         seccomp,
+        net_devices,
     })
 }
 
@@ -159,8 +176,17 @@ pub fn create(o: CreateOpts) -> Result<Created> {
     let mut cg: Option<Box<dyn CgroupManager>> = None;
     let mut pids = Spawned::default();
     let mut early_start = None;
+    let mut net_moved = None;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        create_inner(&o, &prep, &dir, &mut cg, &mut pids, &mut early_start)
+        create_inner(
+            &o,
+            &prep,
+            &dir,
+            &mut cg,
+            &mut pids,
+            &mut early_start,
+            &mut net_moved,
+        )
     }))
     .unwrap_or_else(|_| {
         Err(Error::msg(
@@ -175,6 +201,10 @@ pub fn create(o: CreateOpts) -> Result<Created> {
             early_start,
         }),
         Err(e) => {
+            // Devices go back while the container's network namespace still exists.
+            if let Some(m) = net_moved {
+                m.undo();
+            }
             pids.kill_and_reap();
             if let Some(cg) = cg {
                 if let Err(ce) = cg.destroy_force() {
@@ -215,6 +245,7 @@ fn create_inner(
     cg_slot: &mut Option<Box<dyn CgroupManager>>,
     spawned: &mut Spawned,
     early_start: &mut Option<EarlyStart>,
+    net_moved: &mut Option<crate::netdev::Moved>,
 ) -> Result<(State, bool)> {
     let b = o.bundle;
     let spec = &b.spec;
@@ -440,6 +471,12 @@ fn create_inner(
         record_init(&mut state, init_pid)?;
     }
     logging::phase("state+pid");
+    // The init is in its final network namespace (made or joined) by now, and no hook has
+    // run yet (runc moves the devices at this point too).
+    if !prep.net_devices.is_empty() {
+        *net_moved = crate::netdev::move_into(&prep.net_devices, init_pid)?;
+        logging::phase("netDevices");
+    }
     if let Err(e) = parent_ch.send(&Msg::Go(init_pid)) {
         // An init that failed while building its rootfs has said why and exited.
         return Err(match parent_ch.recv() {

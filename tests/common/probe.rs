@@ -366,3 +366,19 @@ fn probe() -> Host {
 extern "C" {
     fn geteuid() -> u32;
 }
+
+/// Whether a veth pair can be made inside a new network namespace (the `veth` module is
+/// loaded or loadable): the netDevices tests move such devices, never the host's own.
+pub fn veth_in_netns() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| {
+        std::process::Command::new("unshare")
+            .args([
+                "--net", "ip", "link", "add", "p0", "type", "veth", "peer", "name", "p1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
