@@ -459,7 +459,7 @@ mrow() { row "$1" "$(med_ms "$2" rruntime)" "$(med_ms "$2" crun)" "$(med_ms "$2"
     for p in rruntime crun runc; do
         ls "$RES/raw/seq/$p"-*.json >/dev/null 2>&1 || continue
         d=$(jq -s 'def med: sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
-            [.[].results[].times[]] as $t | ($t | length) as $n | ([4, ($n/4|floor)] | min) as $k
+            [.[].results[].times[]] as $t | ($t | length) as $n | ([([4, ($n/4|floor)] | min), 1] | max) as $k
             | if $n < 2 then empty else (($t[$n-$k:] | med) / ($t[:$k] | med)) end' "$RES/raw/seq/$p"-*.json)
         [ -n "$d" ] && drift="$drift $p $(printf '%.2f' "$d")"
     done
