@@ -6,7 +6,8 @@
 #   RRUNTIME        rruntime binary (default target/release/rruntime)
 #   -o DIR          where results go (default /tmp/rruntime-bench-<date>)
 #   -r N            samples per runtime and measurement (default 20, minimum 20 unless -q)
-#   -q              quick smoke run: 3 samples, 10 sequential, 8 parallel (numbers not meaningful)
+#   -q              quick smoke run: 3 samples (or -r N), 10 sequential, 8 parallel (numbers not
+#                   meaningful)
 # environment: SEQ_N (100) containers in the sequential measurement, PAR_N (20) / PAR_J (4)
 #   containers / workers in the parallel one, WARMUP (3) `run`s per runtime before measuring
 #   anything (each measurement also discards one warm-up sample per participant, and the quick
@@ -17,14 +18,14 @@
 set -u
 export LC_ALL=C
 
-usage() { sed -n '5,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '5,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-RUNS=20 QUICK=0 RES=
+RUNS=20 QUICK=0 RES= RUNS_SET=
 while getopts o:r:qh opt; do
     case $opt in
     o) RES=$OPTARG ;;
-    r) RUNS=$OPTARG ;;
+    r) RUNS=$OPTARG RUNS_SET=1 ;;
     q) QUICK=1 ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -34,7 +35,10 @@ shift $((OPTIND - 1))
 RT=${1:-target/release/rruntime}
 case "$RT" in /*) ;; *) RT="$(pwd)/$RT" ;; esac
 SEQ_N=${SEQ_N:-100} PAR_N=${PAR_N:-20} PAR_J=${PAR_J:-4} WARMUP=${WARMUP:-3}
-if [ "$QUICK" = 1 ]; then RUNS=3 SEQ_N=10 PAR_N=8 WARMUP=1; fi
+if [ "$QUICK" = 1 ]; then
+    [ -n "${RUNS_SET:-}" ] || RUNS=3
+    SEQ_N=10 PAR_N=8 WARMUP=1
+fi
 case "$RUNS$SEQ_N$PAR_N$PAR_J$WARMUP" in *[!0-9]*) echo "bench: counts must be numbers" >&2; exit 2 ;; esac
 if [ "$QUICK" = 0 ] && [ "$RUNS" -lt 20 ]; then
     echo "bench: at least 20 samples per measurement (-q for a smoke run)" >&2; exit 2
