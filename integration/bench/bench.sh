@@ -6,7 +6,8 @@
 #   RRUNTIME        rruntime binary (default target/release/rruntime)
 #   -o DIR          where results go (default /tmp/rruntime-bench-<date>)
 #   -r N            samples per runtime and measurement (default 20, minimum 20 unless -q)
-#   -q              quick smoke run: 3 samples, 10 sequential, 8 parallel (numbers not meaningful)
+#   -q              quick smoke run: 3 samples (or -r N), 10 sequential, 8 parallel (numbers not
+#                   meaningful)
 # environment: SEQ_N (100) containers in the sequential measurement, PAR_N (20) / PAR_J (4)
 #   containers / workers in the parallel one, WARMUP (3) `run`s per runtime before measuring
 #   anything (each measurement also discards one warm-up sample per participant, and the quick
@@ -17,14 +18,14 @@
 set -u
 export LC_ALL=C
 
-usage() { sed -n '5,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '5,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-RUNS=20 QUICK=0 RES=
+RUNS=20 QUICK=0 RES= RUNS_SET=
 while getopts o:r:qh opt; do
     case $opt in
     o) RES=$OPTARG ;;
-    r) RUNS=$OPTARG ;;
+    r) RUNS=$OPTARG RUNS_SET=1 ;;
     q) QUICK=1 ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -34,7 +35,10 @@ shift $((OPTIND - 1))
 RT=${1:-target/release/rruntime}
 case "$RT" in /*) ;; *) RT="$(pwd)/$RT" ;; esac
 SEQ_N=${SEQ_N:-100} PAR_N=${PAR_N:-20} PAR_J=${PAR_J:-4} WARMUP=${WARMUP:-3}
-if [ "$QUICK" = 1 ]; then RUNS=3 SEQ_N=10 PAR_N=8 WARMUP=1; fi
+if [ "$QUICK" = 1 ]; then
+    [ -n "${RUNS_SET:-}" ] || RUNS=3
+    SEQ_N=10 PAR_N=8 WARMUP=1
+fi
 case "$RUNS$SEQ_N$PAR_N$PAR_J$WARMUP" in *[!0-9]*) echo "bench: counts must be numbers" >&2; exit 2 ;; esac
 if [ "$QUICK" = 0 ] && [ "$RUNS" -lt 20 ]; then
     echo "bench: at least 20 samples per measurement (-q for a smoke run)" >&2; exit 2
@@ -99,6 +103,27 @@ root_of() { echo "/run/rruntime-bench-$1"; }
 bin_of() { case $1 in rruntime) echo "$RT" ;; crun) echo "$CRUN" ;; runc) echo "$RUNC" ;; esac; }
 # X: the runtime's command line (binary + its own --root), as a string for shells and hyperfine.
 X() { echo "$(bin_of "$1") --root $(root_of "$1")"; }
+# XS: the same with the systemd cgroup driver (global flag, before the sub-command).
+XS() { echo "$(X "$1") --systemd-cgroup"; }
+# The systemd-driver rows need systemd as PID 1 on a pure cgroup v2 host (rruntime's driver
+# works there only; on the hybrid development host they are n/a).
+SD=0 SD_NA="systemd is not PID 1"
+if [ -d /run/systemd/system ]; then
+    if [ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ]; then
+        SD=1 SD_NA=
+    else
+        SD_NA="cgroups are not pure v2"
+    fi
+fi
+# stop_units: stops and forgets our transient units (every one is named rrbench-*)
+stop_units() {
+    [ "$SD" = 1 ] || return 0
+    local _u
+    for _u in $(systemctl list-units --all --plain --no-legend "$PREFIX-*" 2>/dev/null | awk '{print $1}'); do
+        systemctl stop "$_u" >/dev/null 2>&1
+        systemctl reset-failed "$_u" >/dev/null 2>&1
+    done
+}
 
 # forget RUNTIME: force-deletes all our containers in the runtime's state root
 forget() {
@@ -125,6 +150,7 @@ cleanup() {
     touch "$WORK/stop" 2>/dev/null      # parallel workers stop at their next container
     sleep 0.3
     for rt in $RUNTIMES; do forget "$rt"; done
+    stop_units
     # Whatever a runtime failed to remove: our cgroups (kill what is still in them, by pid).
     leaked=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 3 -type d -name "$PREFIX-*" 2>/dev/null)
     if [ -n "$leaked" ]; then
@@ -169,6 +195,12 @@ for rt in $RUNTIMES; do                # /bin/true in a fresh cgroup of our own,
     mkdir -p "$WORK/mem-$rt"
     BUNDLE_ROOT_PATH=$B/rootfs BUNDLE_CGROUPS_PATH=/$PREFIX-mem-$rt bundle_config "$WORK/mem-$rt" '["/bin/true"]'
 done
+if [ "$SD" = 1 ]; then                 # /bin/true in a transient scope system.slice/rrbench-<rt>-sd.scope
+    for rt in $RUNTIMES; do
+        mkdir -p "$WORK/sd-$rt"
+        BUNDLE_ROOT_PATH=$B/rootfs BUNDLE_CGROUPS_PATH=system.slice:$PREFIX:$rt-sd bundle_config "$WORK/sd-$rt" '["/bin/true"]'
+    done
+fi
 FLOOR="unshare --fork --pid --mount --uts --ipc --net chroot $B/rootfs /bin/true"
 
 # --- machine description ---------------------------------------------------------------------
@@ -197,7 +229,13 @@ hf() {
     local _m=$1 _rt=$2 _r=$3 _sh=$4 _w=$5 _cmd=$6
     mkdir -p "$RES/raw/$_m"
     case " $FAILED " in *" $_m/$_rt "*) return 1 ;; esac
-    if ! in_rt_ns "$_rt" hyperfine --style none --shell="$_sh" --runs 1 --warmup "$_w" \
+    # a measurement M with a function prep_M: its command runs before every run (warm-up
+    # included) and once after, unmeasured
+    local _prep=()
+    if type "prep_$_m" >/dev/null 2>&1; then
+        _prep=(--prepare "$(prep_"$_m" "$_rt")" --cleanup "$(prep_"$_m" "$_rt")")
+    fi
+    if ! in_rt_ns "$_rt" hyperfine --style none --shell="$_sh" --runs 1 --warmup "$_w" "${_prep[@]}" \
             --export-json "$RES/raw/$_m/$_rt-$(printf %03d "$_r").json" "$_cmd" \
             >"$WORK/hf.out" 2>&1; then
         FAILED="$FAILED $_m/$_rt"
@@ -244,6 +282,20 @@ cmd_lifecycle() {
     _x=$(X "$1")
     echo "$_x create --pid-file $_pf -b $B $_id && $_x start $_id && { p=; read p < $_pf; [ -n \"\$p\" ]; } && $WAIT_EXIT && $_x delete $_id"
 }
+# 2b. create alone (the container's init left waiting for start); a forced delete before each
+#     sample and after the last, unmeasured
+cmd_create() { echo "$(X "$1") create -b $B $PREFIX-$1-cr"; }
+prep_create() { echo "$(X "$1") delete --force $PREFIX-$1-cr >/dev/null 2>&1; true"; }
+# 2c. the systemd cgroup driver (--systemd-cgroup, cgroupsPath system.slice:rrbench:<rt>-sd):
+#     create alone, run, and create+start+wait+delete, as above
+cmd_sdcreate() { echo "$(XS "$1") create -b $WORK/sd-$1 $PREFIX-$1-sdcr"; }
+prep_sdcreate() { echo "$(XS "$1") delete --force $PREFIX-$1-sdcr >/dev/null 2>&1; true"; }
+cmd_sdrun() { echo "$(XS "$1") run -b $WORK/sd-$1 $PREFIX-$1-sdrun"; }
+cmd_sdlifecycle() {
+    local _x _id=$PREFIX-$1-sdlc _pf=$WORK/$1-sdlc.pid
+    _x=$(XS "$1")
+    echo "$_x create --pid-file $_pf -b $WORK/sd-$1 $_id && $_x start $_id && { p=; read p < $_pf; [ -n \"\$p\" ]; } && $WAIT_EXIT && $_x delete $_id"
+}
 # 3. SEQ_N containers one after the other
 cmd_seq() {
     local _c
@@ -278,6 +330,13 @@ done
 ALL="$RUNTIMES floor"
 measure run none 1 $ALL
 measure lifecycle sh 1 $RUNTIMES
+measure create sh 1 $RUNTIMES
+if [ "$SD" = 1 ]; then
+    measure sdcreate sh 1 $RUNTIMES
+    measure sdrun none 1 $RUNTIMES
+    measure sdlifecycle sh 1 $RUNTIMES
+    stop_units
+fi
 measure seq sh 0 $ALL
 measure par sh 0 $ALL
 
@@ -359,7 +418,7 @@ med_file() {
     sort -n "$1" | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'
 }
 # merged hyperfine-style JSON per measurement: one result per participant, all samples
-for m in run lifecycle seq par exec; do
+for m in run lifecycle create sdcreate sdrun sdlifecycle seq par exec; do
     [ -d "$RES/raw/$m" ] || continue
     for p in $ALL; do
         ls "$RES/raw/$m/$p"-*.json >/dev/null 2>&1 || continue
@@ -376,15 +435,21 @@ done
 fmt() { [ -n "$1" ] && printf '%.1f' "$1" || printf 'n/a'; }
 ratio() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else printf "n/a" }'; else printf 'n/a'; fi; }
 row() { # row LABEL RR CRUN RUNC FLOOR
-    printf '%-36s %9s %9s %9s %9s %8s %8s %8s\n' "$1" "$(fmt "$2")" "$(fmt "$3")" "$(fmt "$4")" \
+    printf '%-40s %9s %9s %9s %9s %8s %8s %8s\n' "$1" "$(fmt "$2")" "$(fmt "$3")" "$(fmt "$4")" \
         "$(fmt "$5")" "$(ratio "$2" "$3")" "$(ratio "$2" "$4")" "$(ratio "$2" "$5")"
 }
 mrow() { row "$1" "$(med_ms "$2" rruntime)" "$(med_ms "$2" crun)" "$(med_ms "$2" runc)" "$(med_ms "$2" floor)"; }
 {
     echo "rruntime benchmark, $(date -Is), medians of $RUNS interleaved samples"
-    printf '%-36s %9s %9s %9s %9s %8s %8s %8s\n' measurement rruntime crun runc floor rr/crun rr/runc rr/floor
+    printf '%-40s %9s %9s %9s %9s %8s %8s %8s\n' measurement rruntime crun runc floor rr/crun rr/runc rr/floor
     mrow "run /bin/true (ms)" run
     mrow "create+start+wait+delete (ms)" lifecycle
+    mrow "create (ms)" create
+    if [ "$SD" = 1 ]; then
+        mrow "create, systemd driver (ms)" sdcreate
+        mrow "run /bin/true, systemd driver (ms)" sdrun
+        mrow "create+start+wait+delete, systemd (ms)" sdlifecycle
+    fi
     mrow "$SEQ_N sequential runs, total (ms)" seq
     mrow "$PAR_N runs, $PAR_J parallel, total (ms)" par
     mrow "exec /bin/true (ms)" exec
@@ -392,12 +457,13 @@ mrow() { row "$1" "$(med_ms "$2" rruntime)" "$(med_ms "$2" crun)" "$(med_ms "$2"
         "$(med_file "$RES/raw/rss-runc.txt")" ""
     row "container cgroup memory at start (KiB)" "$(med_file "$RES/raw/cgmem-rruntime.txt")" \
         "$(med_file "$RES/raw/cgmem-crun.txt")" "$(med_file "$RES/raw/cgmem-runc.txt")" ""
+    [ "$SD" = 1 ] || echo "systemd driver rows: n/a ($SD_NA)"
     echo "floor: unshare --fork --pid --mount --uts --ipc --net chroot ROOTFS /bin/true (exec: nsenter into the container)"
     drift=
     for p in rruntime crun runc; do
         ls "$RES/raw/seq/$p"-*.json >/dev/null 2>&1 || continue
         d=$(jq -s 'def med: sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
-            [.[].results[].times[]] as $t | ($t | length) as $n | ([4, ($n/4|floor)] | min) as $k
+            [.[].results[].times[]] as $t | ($t | length) as $n | ([([4, ($n/4|floor)] | min), 1] | max) as $k
             | if $n < 2 then empty else (($t[$n-$k:] | med) / ($t[:$k] | med)) end' "$RES/raw/seq/$p"-*.json)
         [ -n "$d" ] && drift="$drift $p $(printf '%.2f' "$d")"
     done
