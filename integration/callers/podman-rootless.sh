@@ -110,6 +110,8 @@ P=("${U[@]}" podman --root "$T/root" --runroot "$T/runroot" --tmpdir "$T/tmp" --
     --cgroup-manager "$DRIVER" --events-backend file)
 p() { "${P[@]}" "$@"; }
 
+# The caller's cwd may be closed to the user (e.g. under /root).
+cd "$T/home" || exit 2
 if ! p info >"$T/logs/info.log" 2>&1; then
     skip podman-rootless "podman info as $RU failed: $(tail -n 2 "$T/logs/info.log" | tr '\n' ' ')"
     exit 77
