@@ -1,12 +1,13 @@
 #!/bin/bash
 # Runs the caller-level scenarios (integration/callers/*.sh) against RUNTIME: containerd/ctr,
-# podman and Docker, each with its own daemon started and stopped by the script.
+# podman (rootful, and rootless as a user the script makes) and Docker, each with its own daemon
+# started and stopped by the script.
 #
 # Usage: integration/run-all.sh RUNTIME_BINARY
 #   e.g. integration/run-all.sh target/release/rruntime      (what `make integration` runs)
 #        integration/run-all.sh /usr/sbin/runc               (proves the scripts themselves)
 # Env:
-#   CALLERS="containerd podman docker"  which callers to run (default: all three)
+#   CALLERS="containerd podman podman-rootless docker"  which callers to run (default: all)
 #   NO_INSTALL=1       do not apt-get install missing packages
 #   CALLER_TIMEOUT=900 seconds one caller script may take
 #   VERBOSE=1 ONLY=REGEX KEEP_LOGS=DIR  passed to the scripts (see integration/callers/lib.sh)
@@ -29,7 +30,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "run-all: the caller scenarios need root" >&2
     exit 2
 fi
-CALLERS=${CALLERS:-containerd podman docker}
+CALLERS=${CALLERS:-containerd podman podman-rootless docker}
 # rruntime's scenarios that need pieces not landed yet: XFAIL instead of FAIL (not with STRICT=1;
 # other runtimes, e.g. runc, are always strict).
 if [ -z "${STRICT:-}" ] && [ "$(basename "$RT")" = rruntime ]; then
@@ -42,6 +43,7 @@ pkgs_for() {
         common) echo "busybox-static curl iptables" ;;
         containerd) echo "containerd" ;;
         podman) echo "podman conmon catatonit netavark containernetworking-plugins" ;;
+        podman-rootless) echo "podman conmon catatonit uidmap slirp4netns" ;;
         docker) echo "docker.io" ;;
     esac
 }
@@ -108,7 +110,7 @@ for c in $CALLERS; do
         summary+=("$c: crashed (exit $rc) after ${secs}s")
         continue
     fi
-    p=$(echo "$line" | sed -E 's/^[a-z]+: ([0-9]+) passed.*/\1/')
+    p=$(echo "$line" | sed -E 's/^[a-z-]+: ([0-9]+) passed.*/\1/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
     s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped.*/\1/p')
     passed=$((passed + p))

@@ -54,6 +54,54 @@ pub fn in_user_namespace() -> bool {
         .is_ok_and(|m| m.split_whitespace().ne(["0", "0", "4294967295"]))
 }
 
+/// The id that `id` of this process's user namespace is on the parent side of
+/// `/proc/self/<file>` (`uid_map` or `gid_map`); the id itself outside a user namespace. None:
+/// not mapped (or the map is unreadable).
+pub fn outside_id(file: &str, id: u32) -> Option<u32> {
+    let map = std::fs::read_to_string(format!("/proc/self/{file}")).ok()?;
+    map_lookup(&map, id)
+}
+
+fn map_lookup(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let [inside, outside, len] = f[..] else {
+            return None;
+        };
+        let id = u64::from(id);
+        (id >= inside && id - inside < len).then(|| (outside + id - inside) as u32)
+    })
+}
+
+/// True when this process is root in the initial user namespace (or root of a user namespace
+/// that maps it to the host's root), i.e. really privileged; false for an unprivileged user and
+/// for uid 0 of a user namespace made by one (rootless Podman, `unshare -r`).
+pub fn really_root() -> bool {
+    let euid = nix::unistd::geteuid().as_raw();
+    euid == 0 && (!in_user_namespace() || outside_id("uid_map", 0) == Some(0))
+}
+
+/// Whether the default state root is `$XDG_RUNTIME_DIR/rruntime` rather than /run/rruntime
+/// (runc's rule): yes for an unprivileged user; no for root of the initial user namespace
+/// (whose XDG_RUNTIME_DIR, /run/user/0, is not where runtimes keep state); for uid 0 of a user
+/// namespace yes, unless `USER` says root, or Podman marked the namespace as its rootless one
+/// (`_CONTAINERS_USERNS_CONFIGURED`, which wins over `USER`).
+pub fn honour_xdg_runtime_dir() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if !in_user_namespace() {
+        return false;
+    }
+    if std::env::var_os("_CONTAINERS_USERNS_CONFIGURED").is_some_and(|v| !v.is_empty()) {
+        return true;
+    }
+    std::env::var("USER").map_or(true, |u| u != "root")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Uid,
@@ -378,6 +426,17 @@ mod tests {
 
     fn maps(j: &str) -> Vec<LinuxIdMapping> {
         serde_json::from_str(j).unwrap()
+    }
+
+    #[test]
+    fn outside_ids_from_a_map() {
+        let m = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(map_lookup(m, 0), Some(1000));
+        assert_eq!(map_lookup(m, 1), Some(100000));
+        assert_eq!(map_lookup(m, 65536), Some(165535));
+        assert_eq!(map_lookup(m, 65537), None);
+        assert_eq!(map_lookup("0 0 4294967295\n", 4242), Some(4242));
+        assert_eq!(map_lookup("", 0), None);
     }
 
     #[test]

@@ -981,3 +981,107 @@ fn item08_userns_bind_sources_only_host_root_can_reach() {
     env.ok(&["delete", &id]);
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// Item 17: rootless Podman runs the runtime as uid 0 of a user namespace the user made, with
+/// XDG_RUNTIME_DIR set. That uid 0 is not really root: the state root is
+/// `$XDG_RUNTIME_DIR/rruntime` (runc: `$XDG_RUNTIME_DIR/runc`), not /run/rruntime (EACCES for
+/// the user), and create/start/exec/delete work there with the devices bind-mounted (no mknod
+/// in a user namespace) and cgroups per the rootless policy. USER=root keeps runc's default
+/// root; Podman's `_CONTAINERS_USERNS_CONFIGURED` overrides that.
+#[test]
+fn item17_uid0_of_an_unprivileged_user_namespace_is_rootless_with_state_under_xdg_runtime_dir() {
+    require_root!();
+    skip_unless!(
+        host().userns,
+        "unprivileged user namespaces are disabled here"
+    );
+    let env = RootlessEnv::new();
+    let mut c = base_config(&["sleep", "1000"]);
+    // As Podman writes it for a rootless container sharing its user namespace: no user
+    // namespace of its own, no gid=5 for devpts (not mapped), /sys bound from the host.
+    c["mounts"][2]["options"] = json!([
+        "nosuid",
+        "noexec",
+        "newinstance",
+        "ptmxmode=0666",
+        "mode=0620"
+    ]);
+    c["linux"]["namespaces"] =
+        json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    c["mounts"][4] = json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+    let b = env.bundle(Some(&c));
+    let id = env.id();
+    // One user namespace for every command (as Podman's pause process keeps one): `unshare -r`
+    // maps uid 0 to the user; the script prints what the test checks.
+    let script = r#"
+set -u
+echo "uid_map: $(cat /proc/self/uid_map)"
+"$RR" create --bundle "$B" "$ID" || exit 10
+[ -d "$XDG_RUNTIME_DIR/rruntime/$ID" ] && echo STATE_UNDER_XDG
+"$RR" start "$ID" || exit 11
+"$RR" state "$ID" | tr -d '\n '; echo
+"$RR" exec "$ID" sh -c 'echo exec-ran; ls /dev/null'
+USER=root "$RR" list -q 2>&1 | grep -qx "$ID" && echo ROOT_USER_SEES_IT
+USER=root _CONTAINERS_USERNS_CONFIGURED=1 "$RR" list -q | grep -qx "$ID" && echo PODMAN_ENV_SEES_IT
+"$RR" delete --force "$ID" || exit 12
+[ -e "$XDG_RUNTIME_DIR/rruntime/$ID" ] || echo STATE_GONE
+"#;
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", env.user.name, "--", "env", "-i"])
+        .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .arg(format!("XDG_RUNTIME_DIR={}", env.xdg.display()))
+        .arg(format!("USER={}", env.user.name))
+        .arg(format!("RR={}", env.bin.display()))
+        .arg(format!("B={}", b.path()))
+        .arg(format!("ID={id}"))
+        .args(["unshare", "-r", "sh", "-c", script])
+        .current_dir(&env.tmp)
+        .stdin(std::process::Stdio::null());
+    let dummy = Env::new();
+    let Some((code, out, err)) = bounded(&dummy, cmd, 60) else {
+        let _ = env.rt(&["delete", "--force", &id]);
+        panic!("the rootless runtime in a user namespace did not finish in 60 s");
+    };
+    let uid = env.user.uid;
+    assert!(
+        out.lines().any(|l| l
+            .split_whitespace()
+            .eq(["uid_map:", "0", &uid.to_string(), "1"])),
+        "not in a user namespace mapping 0 to {uid}: {out}"
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "a step failed (exit 10 create, 11 start, 12 delete)\nstdout: {out}\nstderr: {err}"
+    );
+    assert_no_panic(&err);
+    assert!(
+        out.contains("STATE_UNDER_XDG"),
+        "state dir not in $XDG_RUNTIME_DIR/rruntime: {out}\n{err}"
+    );
+    assert!(
+        out.contains(r#""status":"running""#),
+        "not running after start: {out}"
+    );
+    assert!(
+        out.contains("exec-ran") && out.contains("/dev/null"),
+        "exec: {out}\n{err}"
+    );
+    assert!(
+        !out.contains("ROOT_USER_SEES_IT"),
+        "USER=root must keep /run/rruntime (runc's rule): {out}"
+    );
+    assert!(
+        out.contains("PODMAN_ENV_SEES_IT"),
+        "_CONTAINERS_USERNS_CONFIGURED must select $XDG_RUNTIME_DIR: {out}"
+    );
+    assert!(
+        out.contains("STATE_GONE"),
+        "state dir left after delete: {out}"
+    );
+    assert!(
+        !err.contains("/run/rruntime"),
+        "the runtime looked at /run/rruntime: {err}"
+    );
+    env.assert_no_leaks(&id, None, &b);
+}

@@ -9,11 +9,13 @@ SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
 # Sparse raw disk; each started guest writes to its own qcow2 overlay on top of it.
 DISK_SIZE=24G
-# Everything the test suite, the caller scripts (integration/callers) and the bench need.
+# Everything the test suite, the caller scripts (integration/callers) and the bench need
+# (rootless Podman: uidmap, slirp4netns, fuse-overlayfs; dbus-user-session for the session bus
+# of a user's systemd manager, which rootless --systemd-cgroup talks to).
 PACKAGES="systemd systemd-sysv dbus udev kmod linux-image-amd64 initramfs-tools
 openssh-server ca-certificates apparmor
 busybox-static runc crun containerd docker.io podman conmon catatonit netavark containernetworking-plugins
-slirp4netns uidmap criu jq iproute2 iptables procps util-linux passwd curl
+slirp4netns uidmap fuse-overlayfs dbus-user-session criu jq iproute2 iptables procps util-linux passwd curl
 hyperfine time gcc libc6-dev make strace less psmisc e2fsprogs"
 
 configure() {

@@ -6,8 +6,10 @@
 # first if the recipe changed), copies the binaries and what they read (tests/fixtures,
 # integration/) into the guest at the same absolute paths, and runs there:
 #   suite          every test binary (`cargo test`'s executables) with RRUNTIME_TEST_BIN set
-#   callers        integration/run-all.sh with rruntime (containerd/Docker/Podman, cgroupfs)
-#   callers-systemd Docker and Podman with their systemd cgroup drivers (the runtime gets
+#   callers        integration/run-all.sh with rruntime (containerd/Docker/Podman rootful and
+#                  rootless, cgroupfs)
+#   callers-systemd Docker and Podman (rootful, and rootless with the user's systemd manager)
+#                  with their systemd cgroup drivers (the runtime gets
 #                  --systemd-cgroup; containers land in transient scopes)
 #   callers-runc   the same scenarios with the guest's runc (proves the scripts; not a default step)
 #   demo           integration/demo.sh
@@ -248,7 +250,7 @@ for s in $STEPS; do
     case "$s" in
         suite) run_suite ;;
         callers) run_callers callers target/release/rruntime ;;
-        callers-systemd) run_callers callers-systemd target/release/rruntime CGROUP_DRIVER=systemd 'CALLERS="docker podman"' ;;
+        callers-systemd) run_callers callers-systemd target/release/rruntime CGROUP_DRIVER=systemd 'CALLERS="docker podman podman-rootless"' ;;
         callers-runc) run_callers callers-runc /usr/sbin/runc ;;
         demo) run_demo ;;
         bench) run_bench ;;

@@ -36,9 +36,34 @@ pub struct Ctx {
     cgroup_opts: std::cell::OnceCell<CgroupOptions>,
 }
 
+/// `--rootless auto` (runc's rule): an unprivileged user is rootless, root of the initial user
+/// namespace is not. Uid 0 of a user namespace (inside a rootless Podman, `unshare -r`) is
+/// rootless with the cgroupfs driver (it cannot know what it may write); with the systemd
+/// driver only when a session bus is there and its uid outside the namespace (the uid the
+/// bus sees) is not 0 — root of a user namespace that runs a system manager as root (a
+/// systemd-based unprivileged system container) uses the system manager, as runc does when the
+/// session bus' owner is root or there is none.
+fn auto_rootless(systemd: bool) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if !crate::userns::in_user_namespace() {
+        return false;
+    }
+    if !systemd {
+        return true;
+    }
+    let bus = crate::cgroups::systemd::dbus::session_bus_address()
+        .and_then(|a| crate::cgroups::systemd::dbus::unix_path_of(&a))
+        .is_some_and(|p| p.starts_with('@') || std::path::Path::new(&p).exists());
+    bus && crate::userns::outside_id("uid_map", 0).is_some_and(|u| u != 0)
+}
+
 impl Ctx {
     pub fn new(g: &GlobalOpts) -> Result<Ctx> {
-        let unprivileged = !nix::unistd::geteuid().is_root();
+        // runc's rule for the default state root: an unprivileged user, or uid 0 of a user
+        // namespace such as rootless Podman's, keeps state under $XDG_RUNTIME_DIR.
+        let xdg = g.root.is_none() && crate::userns::honour_xdg_runtime_dir();
         let rootless = match g.rootless.as_deref() {
             None | Some("auto") => None,
             Some("true") => Some(true),
@@ -52,12 +77,15 @@ impl Ctx {
         let root_path =
             match &g.root {
                 Some(p) => p.clone(),
-                None if unprivileged => match std::env::var_os("XDG_RUNTIME_DIR") {
+                None if xdg => match std::env::var_os("XDG_RUNTIME_DIR") {
                     Some(d) if !d.is_empty() => PathBuf::from(d).join("rruntime"),
-                    _ => return Err(Error::config(
+                    _ if !nix::unistd::geteuid().is_root() => return Err(Error::config(
                         "rootless: XDG_RUNTIME_DIR is not set; set it (e.g. /run/user/$UID) or \
                          pass --root",
                     )),
+                    // uid 0 of a user namespace without XDG_RUNTIME_DIR: the default (runc's
+                    // too), which only works when that root may write it.
+                    _ => PathBuf::from(DEFAULT_ROOT),
                 },
                 None => PathBuf::from(DEFAULT_ROOT),
             };
@@ -76,9 +104,9 @@ impl Ctx {
     pub fn cgroup_opts(&self) -> &CgroupOptions {
         self.cgroup_opts.get_or_init(|| CgroupOptions {
             systemd: self.systemd_cgroup,
-            rootless: self.rootless.unwrap_or_else(|| {
-                !nix::unistd::geteuid().is_root() || crate::userns::in_user_namespace()
-            }),
+            rootless: self
+                .rootless
+                .unwrap_or_else(|| auto_rootless(self.systemd_cgroup)),
         })
     }
 

@@ -205,7 +205,9 @@ fn main(cfg: &InitConfig, chan: &Channel, into_v2: bool) -> Result<Never> {
         rootfs: cfg.rootfs,
         bundle: cfg.bundle,
         mntns,
-        userns,
+        // In a user namespace of its own or already in one (the runtime inside rootless
+        // Podman's): no mknod, devices are bind-mounted, as runc does.
+        userns: userns || crate::userns::in_user_namespace(),
         cgroupns: plan.has(LinuxNamespaceType::Cgroup),
         no_pivot: cfg.no_pivot,
         cgroup_mounts,

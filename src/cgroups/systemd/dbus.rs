@@ -521,10 +521,11 @@ fn connect_unix(path: &str) -> std::io::Result<UnixStream> {
 }
 
 impl Conn {
-    /// Connects to the unix socket `path` and authenticates (EXTERNAL). `bus`: a bus daemon is
-    /// on the other side (say `Hello`); false for systemd's private socket. Every later wait
-    /// ends at `now + timeout` (see [`Conn::set_timeout`]).
-    pub fn connect(path: &str, bus: bool, timeout: Duration) -> Result<Conn> {
+    /// Connects to the unix socket `path` and authenticates (EXTERNAL) as `uid`: the uid the
+    /// server sees this process as (SO_PEERCRED is translated into the server's user
+    /// namespace). `bus`: a bus daemon is on the other side (say `Hello`); false for systemd's
+    /// private socket. Every later wait ends at `now + timeout` (see [`Conn::set_timeout`]).
+    pub fn connect(path: &str, uid: u32, bus: bool, timeout: Duration) -> Result<Conn> {
         let sock = connect_unix(path)
             .map_err(|e| DbusError::local(format!("connect to D-Bus socket {path}: {e}")))?;
         let mut c = Conn {
@@ -534,7 +535,7 @@ impl Conn {
             pending: Vec::new(),
             deadline: Instant::now() + timeout,
         };
-        c.auth()
+        c.auth(uid)
             .map_err(|e| DbusError::local(format!("D-Bus authentication on {path}: {e}")))?;
         if bus {
             c.call(
@@ -555,8 +556,8 @@ impl Conn {
 
     /// EXTERNAL authentication, pipelined as sd-bus does it: `AUTH` and `BEGIN` in one write
     /// (one round trip less); a server that refuses closes or answers `REJECTED`.
-    fn auth(&mut self) -> Result<()> {
-        let uid = nix::unistd::geteuid().as_raw().to_string();
+    fn auth(&mut self, uid: u32) -> Result<()> {
+        let uid = uid.to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         self.write_all(format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").as_bytes())?;
         let line = self.read_line()?;
@@ -827,7 +828,12 @@ mod tests {
         let mut line = String::new();
         let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
         let r = (|| -> Result<()> {
-            let mut c = Conn::connect(sock.to_str().unwrap(), true, Duration::from_secs(10))?;
+            let mut c = Conn::connect(
+                sock.to_str().unwrap(),
+                nix::unistd::geteuid().as_raw(),
+                true,
+                Duration::from_secs(10),
+            )?;
             let m = c.call(
                 Some("org.freedesktop.DBus"),
                 "/org/freedesktop/DBus",

@@ -417,10 +417,19 @@ pub(crate) fn connect(user: bool) -> Result<Conn> {
     };
     let path = dbus::unix_path_of(&addr)
         .ok_or_else(|| CgroupError::msg(format!("D-Bus address {addr:?} has no unix socket")))?;
-    match Conn::connect(&path, true, CALL_TIMEOUT) {
+    // The user's bus runs outside a rootless user namespace (Podman's): it sees uid 0 of that
+    // namespace as the user's own uid, which is what EXTERNAL must claim (runc claims the
+    // bus' OwnerUID for the same reason). The system bus is in this process's namespace.
+    let euid = nix::unistd::geteuid().as_raw();
+    let uid = if user {
+        crate::userns::outside_id("uid_map", euid).unwrap_or(euid)
+    } else {
+        euid
+    };
+    match Conn::connect(&path, uid, true, CALL_TIMEOUT) {
         Ok(c) => Ok(c),
         Err(e) => match private.filter(|p| Path::new(p).exists()) {
-            Some(p) => Conn::connect(&p, false, CALL_TIMEOUT).map_err(|e2| {
+            Some(p) => Conn::connect(&p, uid, false, CALL_TIMEOUT).map_err(|e2| {
                 dbus_err(
                     "connect",
                     DbusError {
@@ -613,7 +622,9 @@ pub(crate) fn new_state(
     layout: &super::Layout,
 ) -> Result<CgroupState> {
     let spec = UnitSpec::parse(cgroups_path, id, opts.rootless)?;
-    let user = opts.rootless && !nix::unistd::geteuid().is_root();
+    // Rootless (an unprivileged user, or uid 0 of a user namespace that is not the host's
+    // root): the user's own manager on the session bus.
+    let user = opts.rootless && !crate::userns::really_root();
     if !user && !Path::new("/run/systemd/system").is_dir() {
         // sd_booted(3), as runc checks it.
         return Err(CgroupError::unsupported(
