@@ -302,3 +302,91 @@ fn bad_cgroups_path_is_refused() {
     assert!(err.contains("slice:prefix:name"), "{err}");
     env.assert_no_leaks(&id, Some(&b));
 }
+
+/// `org.systemd.property.<Name>` annotations become unit properties, as with runc: values in
+/// the GVariant text form, `…Sec` converted to `…USec`, and set after the runtime's own (so
+/// they override them, here the Description).
+#[test]
+fn annotations_set_unit_properties() {
+    require_systemd!();
+    let env = Env::new();
+    let id = env.id();
+    let mut cfg = config(&id, &["sleep", "600"], json!({}));
+    cfg["annotations"] = json!({
+        "org.systemd.property.TimeoutStopSec": "int32 7",
+        "org.systemd.property.CollectMode": "'inactive-or-failed'",
+        "org.systemd.property.Description": "\"rrt annotated\"",
+        "org.systemd.property.SendSIGHUP": "true",
+        "com.example.other": "not a property",
+    });
+    let b = env.bundle(&cfg);
+    sd(&env, &["create", "--bundle", b.path(), &id]);
+    let pid = env.pid(&id);
+    let u = unit(&id);
+    let p = show(
+        &u,
+        &[
+            "ActiveState",
+            "TimeoutStopUSec",
+            "CollectMode",
+            "Description",
+            "SendSIGHUP",
+            "Delegate",
+        ],
+    );
+    assert_eq!(p["ActiveState"], "active", "{p:?}");
+    assert_eq!(p["TimeoutStopUSec"], "7s", "{p:?}");
+    assert_eq!(p["CollectMode"], "inactive-or-failed", "{p:?}");
+    assert_eq!(p["Description"], "rrt annotated", "{p:?}");
+    assert_eq!(p["SendSIGHUP"], "yes", "{p:?}");
+    assert_eq!(p["Delegate"], "yes", "{p:?}");
+    sd(&env, &["delete", "--force", &id]);
+    wait_gone(pid);
+    assert_eq!(load_state(&u), "not-found");
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+/// A malformed annotation is refused before anything is made (runc's messages); a property
+/// systemd itself rejects fails the create with systemd's reason, and nothing is left either.
+#[test]
+fn bad_annotations_are_refused() {
+    require_systemd!();
+    for (k, v, want) in [
+        (
+            "org.systemd.property.Xo",
+            "1",
+            "annotation org.systemd.property.Xo name incorrect: too short",
+        ),
+        (
+            "org.systemd.property.Number1",
+            "1",
+            "name incorrect: contains non-alphabetic character",
+        ),
+        (
+            "org.systemd.property.CollectMode",
+            "inactive",
+            "annotation org.systemd.property.CollectMode=inactive value parse error",
+        ),
+        (
+            "org.systemd.property.TimeoutStopSec",
+            "'soon'",
+            "value parse error: not a number",
+        ),
+        (
+            "org.systemd.property.NoSuchProperty",
+            "uint64 1",
+            "NoSuchProperty",
+        ),
+    ] {
+        let env = Env::new();
+        let id = env.id();
+        let mut cfg = config(&id, &["sleep", "600"], json!({}));
+        cfg["annotations"] = json!({ k: v });
+        let b = env.bundle(&cfg);
+        let err = env.fails(&["--systemd-cgroup", "create", "--bundle", b.path(), &id]);
+        assert_one_line_error(&err);
+        assert!(err.contains(want), "{k}={v}: {err}");
+        assert_eq!(load_state(&unit(&id)), "not-found", "{k}={v}");
+        env.assert_no_leaks(&id, Some(&b));
+    }
+}

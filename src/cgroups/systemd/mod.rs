@@ -19,6 +19,7 @@
 //! them) and the files; `delete` stops the unit (`StopUnit`, bounded) and resets it if it failed.
 
 pub mod dbus;
+pub mod gvariant;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -391,6 +392,54 @@ pub fn properties(
     Ok((p, r))
 }
 
+/// The annotation prefix whose keys name extra unit properties (runc's auxiliary properties).
+pub const PROPERTY_PREFIX: &str = "org.systemd.property.";
+
+/// The unit properties the `org.systemd.property.<Name>` annotations ask for, as runc reads
+/// them: `<Name>` of at least three ASCII letters, the value in the GVariant text format; a
+/// name ending in a lowercase letter and `Sec` (`TimeoutStopSec`) becomes `…USec` with the
+/// number of seconds in microseconds. Sorted by name; they go after the runtime's own
+/// properties, so they can override them.
+pub fn annotation_properties<'a>(
+    annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<Vec<(String, Value)>> {
+    let mut list: Vec<(&String, &String)> = annotations
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(PROPERTY_PREFIX))
+        .collect();
+    list.sort();
+    let mut out = Vec::new();
+    for (k, v) in list {
+        let mut name = k[PROPERTY_PREFIX.len()..].to_string();
+        let bad_name = if name.len() < 3 {
+            Some("too short")
+        } else if !name.bytes().all(|c| c.is_ascii_alphabetic()) {
+            Some("contains non-alphabetic character")
+        } else {
+            None
+        };
+        if let Some(why) = bad_name {
+            return Err(CgroupError::msg(format!(
+                "annotation {k} name incorrect: {why}"
+            )));
+        }
+        let parse_err =
+            |why: String| CgroupError::msg(format!("annotation {k}={v} value parse error: {why}"));
+        let mut value = gvariant::parse(v).map_err(parse_err)?;
+        if let Some(stem) = name.strip_suffix("Sec") {
+            if stem.ends_with(|c: char| c.is_ascii_lowercase()) {
+                let usec = value
+                    .sec_to_usec()
+                    .ok_or_else(|| parse_err("not a number".into()))?;
+                name = format!("{stem}USec");
+                value = gvariant::Gv::U64(usec);
+            }
+        }
+        out.push((name, Value::Any(value)));
+    }
+    Ok(out)
+}
+
 fn dbus_err(what: &str, e: DbusError) -> CgroupError {
     CgroupError::msg(format!("systemd: {what}: {e}"))
 }
@@ -563,6 +612,8 @@ pub(crate) struct Manager {
     opts: CgroupOptions,
     /// `create`'s resources, applied when the unit is started with the init's pid.
     pending: Option<LinuxResources>,
+    /// The `org.systemd.property.*` annotations' properties, for the unit's start.
+    extra: Vec<(String, Value)>,
 }
 
 impl Manager {
@@ -572,6 +623,7 @@ impl Manager {
             st,
             opts,
             pending: None,
+            extra: Vec::new(),
         }
     }
 
@@ -670,6 +722,14 @@ impl CgroupManager for Manager {
         Ok(())
     }
 
+    fn unit_properties_from(
+        &mut self,
+        annotations: &std::collections::HashMap<String, String>,
+    ) -> Result<()> {
+        self.extra = annotation_properties(annotations)?;
+        Ok(())
+    }
+
     fn init_join_plan(&self) -> JoinPlan {
         JoinPlan {
             runtime_adds: true,
@@ -705,6 +765,7 @@ impl CgroupManager for Manager {
         }
         props.push(("DefaultDependencies".into(), Value::Bool(false)));
         props.extend(res_props);
+        props.extend(std::mem::take(&mut self.extra));
         start_unit(&mut c, &u.unit, props)?;
         let res = (|| {
             if slice {
@@ -809,6 +870,82 @@ impl CgroupManager for Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// runc's rules for `org.systemd.property.<Name>` annotations.
+    #[test]
+    fn annotations_become_properties_like_runc() {
+        use super::gvariant::Gv;
+        let one = |k: &str, v: &str| {
+            let a: std::collections::HashMap<String, String> =
+                [(k.to_string(), v.to_string())].into();
+            annotation_properties(&a)
+        };
+        let ok = |k: &str, v: &str, name: &str, want: Gv| {
+            let p = one(&format!("{PROPERTY_PREFIX}{k}"), v).unwrap();
+            assert_eq!(p, vec![(name.to_string(), Value::Any(want))], "{k}={v}");
+        };
+        ok(
+            "TimeoutStopUSec",
+            "uint64 123456789",
+            "TimeoutStopUSec",
+            Gv::U64(123456789),
+        );
+        ok(
+            "TimeoutStopSec",
+            "456",
+            "TimeoutStopUSec",
+            Gv::U64(456_000_000),
+        );
+        for t in [
+            "byte", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+        ] {
+            ok(
+                "TimeoutStopSec",
+                &format!("{t} 234"),
+                "TimeoutStopUSec",
+                Gv::U64(234_000_000),
+            );
+        }
+        ok(
+            "TimeoutStopSec",
+            "234.789",
+            "TimeoutStopUSec",
+            Gv::U64(234_789_000),
+        );
+        // Not `<lowercase>Sec`: no conversion.
+        ok("FOOSec", "123", "FOOSec", Gv::I32(123));
+        ok("Sec", "123", "Sec", Gv::I32(123));
+        ok(
+            "CollectMode",
+            "'inactive-or-failed'",
+            "CollectMode",
+            Gv::Str("inactive-or-failed".into()),
+        );
+        assert_eq!(one("some.other.annotation", "0").unwrap(), vec![]);
+        let err = |k: &str, v: &str| {
+            let e = one(&format!("{PROPERTY_PREFIX}{k}"), v)
+                .unwrap_err()
+                .to_string();
+            e.strip_prefix("cgroup: ").unwrap_or(&e).to_string()
+        };
+        assert_eq!(
+            err("Xo", "1"),
+            "annotation org.systemd.property.Xo name incorrect: too short"
+        );
+        assert_eq!(
+            err("Number1", "1"),
+            "annotation org.systemd.property.Number1 name incorrect: contains non-alphabetic character"
+        );
+        assert!(err("ValidName", "invalid-value").starts_with(
+            "annotation org.systemd.property.ValidName=invalid-value value parse error: "
+        ));
+        for v in ["false", "'covfefe'"] {
+            assert_eq!(
+                err("TimeoutStopSec", v),
+                format!("annotation org.systemd.property.TimeoutStopSec={v} value parse error: not a number")
+            );
+        }
+    }
 
     fn spec(p: Option<&str>) -> Result<UnitSpec> {
         UnitSpec::parse(p, "ctr", false)
