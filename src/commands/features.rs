@@ -26,6 +26,9 @@ pub fn document() -> serde_json::Value {
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": crate::rootfs::idmap::kernel_supported()}}
         },
+        // Annotations that change what the runtime does (runtime-spec features): the systemd
+        // driver's unit properties (prefix form, as runc lists it).
+        "potentiallyUnsafeConfigAnnotations": [crate::cgroups::systemd::PROPERTY_PREFIX],
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",
             "io.github.rruntime.version": env!("CARGO_PKG_VERSION"),

@@ -5,7 +5,8 @@
 //!   `EXTERNAL` authentication with the caller's uid, no fd passing.
 //! * Messages: little-endian marshalling of the few signatures the driver sends (strings,
 //!   booleans, integers, byte and integer arrays, `a(sv)` property lists with variants of those
-//!   and of `a(ss)`/`a(st)`); un-marshalling of headers in either byte order and of the bodies it
+//!   and of `a(ss)`/`a(st)`, and any type for `org.systemd.property.*` annotation values);
+//!   un-marshalling of headers in either byte order and of the bodies it
 //!   reads back (`s`, `o`, `v` of `s`, and the `JobRemoved` signal `uoss`).
 //! * Every read waits with `poll` against one deadline: a systemd that never answers is an error
 //!   after the timeout, never a hang.
