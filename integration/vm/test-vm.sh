@@ -26,7 +26,7 @@
 #   VM_CALLER_TIMEOUT=1800 seconds one run-all.sh may take in the guest
 #   VM_CALLERS=           the callers the callers* steps run (default: all; e.g. "containerd")
 #   VM_BENCH_ARGS=        arguments for bench.sh (default: a full run)
-#   VM_NAME, VM_DIR, VM_MEM, VM_CPUS, VM_BOOT_TIMEOUT: see vm.sh
+#   VM_NAME, VM_DIR, VM_MEM, VM_CPUS, VM_BOOT_TIMEOUT, VM_CGROUP (v2|hybrid|v1): see vm.sh
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
