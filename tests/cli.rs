@@ -409,4 +409,9 @@ fn features_document() {
         .unwrap()
         .iter()
         .any(|c| c == "CAP_SYS_ADMIN"));
+    // The systemd driver reads org.systemd.property.* annotations (prefix form, as runc).
+    assert_eq!(
+        v["potentiallyUnsafeConfigAnnotations"],
+        serde_json::json!(["org.systemd.property."])
+    );
 }

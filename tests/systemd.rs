@@ -17,7 +17,15 @@ macro_rules! require_systemd {
     () => {
         require_root!();
         skip_unless!(host().systemd, "no systemd as PID 1");
-        skip_unless!(host().is_v2(), "systemd driver needs pure cgroup v2");
+        skip_unless!(host().is_v2(), "this test reads cgroup v2 files");
+    };
+}
+
+/// Skips unless systemd is PID 1 (any cgroup layout: what the test reads is systemd's).
+macro_rules! require_systemd_any {
+    () => {
+        require_root!();
+        skip_unless!(host().systemd, "no systemd as PID 1");
     };
 }
 
@@ -291,7 +299,7 @@ fn sigkilled_create_is_cleaned_by_delete_force() {
 /// A cgroupsPath that is not `slice:prefix:name` is refused, and nothing is left.
 #[test]
 fn bad_cgroups_path_is_refused() {
-    require_systemd!();
+    require_systemd_any!();
     let env = Env::new();
     let id = env.id();
     let mut cfg = base_config(&["true"]);
@@ -300,5 +308,194 @@ fn bad_cgroups_path_is_refused() {
     let err = env.fails(&["--systemd-cgroup", "create", "--bundle", b.path(), &id]);
     assert_one_line_error(&err);
     assert!(err.contains("slice:prefix:name"), "{err}");
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+/// `org.systemd.property.<Name>` annotations become unit properties, as with runc: values in
+/// the GVariant text form, `…Sec` converted to `…USec`, and set after the runtime's own (so
+/// they override them, here the Description).
+#[test]
+fn annotations_set_unit_properties() {
+    require_systemd_any!();
+    let env = Env::new();
+    let id = env.id();
+    let mut cfg = config(&id, &["sleep", "600"], json!({}));
+    cfg["annotations"] = json!({
+        "org.systemd.property.TimeoutStopSec": "int32 7",
+        "org.systemd.property.CollectMode": "'inactive-or-failed'",
+        "org.systemd.property.Description": "\"rrt annotated\"",
+        "org.systemd.property.SendSIGHUP": "true",
+        "com.example.other": "not a property",
+    });
+    let b = env.bundle(&cfg);
+    sd(&env, &["create", "--bundle", b.path(), &id]);
+    let pid = env.pid(&id);
+    let u = unit(&id);
+    let p = show(
+        &u,
+        &[
+            "ActiveState",
+            "TimeoutStopUSec",
+            "CollectMode",
+            "Description",
+            "SendSIGHUP",
+            "Delegate",
+        ],
+    );
+    assert_eq!(p["ActiveState"], "active", "{p:?}");
+    assert_eq!(p["TimeoutStopUSec"], "7s", "{p:?}");
+    assert_eq!(p["CollectMode"], "inactive-or-failed", "{p:?}");
+    assert_eq!(p["Description"], "rrt annotated", "{p:?}");
+    assert_eq!(p["SendSIGHUP"], "yes", "{p:?}");
+    assert_eq!(p["Delegate"], "yes", "{p:?}");
+    sd(&env, &["delete", "--force", &id]);
+    wait_gone(pid);
+    assert_eq!(load_state(&u), "not-found");
+    env.assert_no_leaks(&id, Some(&b));
+}
+
+/// A malformed annotation is refused before anything is made (runc's messages); a property
+/// systemd itself rejects fails the create with systemd's reason, and nothing is left either.
+#[test]
+fn bad_annotations_are_refused() {
+    require_systemd_any!();
+    for (k, v, want) in [
+        (
+            "org.systemd.property.Xo",
+            "1",
+            "annotation org.systemd.property.Xo name incorrect: too short",
+        ),
+        (
+            "org.systemd.property.Number1",
+            "1",
+            "name incorrect: contains non-alphabetic character",
+        ),
+        (
+            "org.systemd.property.CollectMode",
+            "inactive",
+            "annotation org.systemd.property.CollectMode=inactive value parse error",
+        ),
+        (
+            "org.systemd.property.TimeoutStopSec",
+            "'soon'",
+            "value parse error: not a number",
+        ),
+        (
+            "org.systemd.property.NoSuchProperty",
+            "uint64 1",
+            "NoSuchProperty",
+        ),
+    ] {
+        let env = Env::new();
+        let id = env.id();
+        let mut cfg = config(&id, &["sleep", "600"], json!({}));
+        cfg["annotations"] = json!({ k: v });
+        let b = env.bundle(&cfg);
+        let err = env.fails(&["--systemd-cgroup", "create", "--bundle", b.path(), &id]);
+        assert_one_line_error(&err);
+        assert!(err.contains(want), "{k}={v}: {err}");
+        assert_eq!(load_state(&unit(&id)), "not-found", "{k}={v}");
+        env.assert_no_leaks(&id, Some(&b));
+    }
+}
+
+/// A systemd host with cgroup v1 controllers (hybrid or legacy; the guest booted with
+/// VM_CGROUP=hybrid): the unit is made with runc's v1 properties (MemoryLimit, CPUShares,
+/// TasksMax), the init is in the unit's directory in every hierarchy, the files hold the limits,
+/// exec joins, pause freezes the v1 freezer, update sets property and file, a daemon-reload keeps
+/// them, delete removes the unit and its directory in every hierarchy.
+#[test]
+fn v1_hosts_scope_in_every_hierarchy() {
+    require_root!();
+    skip_unless!(host().systemd, "no systemd as PID 1");
+    skip_unless!(
+        !host().is_v2(),
+        "a v1/hybrid host (the v2 case is the tests above)"
+    );
+    let env = Env::new();
+    let id = env.id();
+    let cfg = config(
+        &id,
+        &["sleep", "600"],
+        json!({
+            "memory": {"limit": 67108864},
+            "pids": {"limit": 20},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000}
+        }),
+    );
+    let b = env.bundle(&cfg);
+    sd(&env, &["create", "--bundle", b.path(), &id]);
+    let pid = env.pid(&id);
+    let u = unit(&id);
+    let p = show(
+        &u,
+        &[
+            "ActiveState",
+            "Delegate",
+            "Slice",
+            "MemoryLimit",
+            "TasksMax",
+            "CPUShares",
+        ],
+    );
+    assert_eq!(p["ActiveState"], "active", "{p:?}");
+    assert_eq!(p["Delegate"], "yes", "{p:?}");
+    assert_eq!(p["Slice"], "system.slice", "{p:?}");
+    assert_eq!(p["MemoryLimit"], "67108864", "{p:?}");
+    assert_eq!(p["TasksMax"], "20", "{p:?}");
+    assert_eq!(p["CPUShares"], "512", "{p:?}");
+    // Every hierarchy (v1 controllers, name=systemd, the hybrid cgroup2): the unit's path.
+    let cg = read(&PathBuf::from(format!("/proc/{pid}/cgroup")));
+    let want = format!("/system.slice/{u}");
+    for l in cg.lines() {
+        assert!(
+            l.ends_with(&format!(":{want}")),
+            "init not in {want} everywhere: {cg}"
+        );
+    }
+    let v1 = |ctrl: &str, f: &str| {
+        let dir = std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().split(',').any(|c| c == ctrl))
+                    && p.join(&want[1..]).is_dir()
+            })
+            .unwrap_or_else(|| panic!("no {ctrl} hierarchy with {want}"));
+        read(&dir.join(&want[1..]).join(f)).trim().to_string()
+    };
+    assert_eq!(v1("memory", "memory.limit_in_bytes"), "67108864");
+    assert_eq!(v1("pids", "pids.max"), "20");
+    assert_eq!(v1("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(v1("cpu", "cpu.shares"), "512");
+
+    sd(&env, &["start", &id]);
+    let out = sd(&env, &["exec", &id, "cat", "/proc/self/cgroup"]);
+    assert!(out.lines().count() > 1, "{out}");
+    let ps = sd(&env, &["ps", &id]);
+    assert!(ps.contains(&pid.to_string()), "{ps}");
+    sd(&env, &["pause", &id]);
+    assert_eq!(v1("freezer", "freezer.state"), "FROZEN");
+    sd(&env, &["resume", &id]);
+    assert_eq!(v1("freezer", "freezer.state"), "THAWED");
+
+    sd(
+        &env,
+        &["update", "--memory", "134217728", "--pids-limit", "30", &id],
+    );
+    let p = show(&u, &["MemoryLimit", "TasksMax"]);
+    assert_eq!(p["MemoryLimit"], "134217728", "{p:?}");
+    assert_eq!(p["TasksMax"], "30", "{p:?}");
+    systemctl(&["daemon-reload"]);
+    assert_eq!(v1("memory", "memory.limit_in_bytes"), "134217728");
+    assert_eq!(v1("pids", "pids.max"), "30");
+
+    sd(&env, &["delete", "--force", &id]);
+    wait_gone(pid);
+    assert_eq!(load_state(&u), "not-found");
+    let left = cgroup_dirs_where(|n| n == u);
+    assert!(left.is_empty(), "unit directories left: {left:?}");
     env.assert_no_leaks(&id, Some(&b));
 }

@@ -5,6 +5,11 @@
 # Usage: containerd.sh RUNTIME_BINARY      (e.g. target/release/rruntime or /usr/sbin/runc)
 # Env: VERBOSE=1 prints the log of a failed scenario, ONLY=REGEX runs matching scenarios,
 #      KEEP_LOGS=DIR keeps the logs.
+#      CGROUP_DRIVER=systemd: the runc shim's `SystemdCgroup = true` (ctr's --runc-systemd-cgroup;
+#      the shim then calls the runtime with --systemd-cgroup) with the cgroupsPath
+#      `system.slice:rrcallers:<id>` (ctr --cgroup; ctr has no default for it, and neither has
+#      the shim: the CRI plugin is what passes `<pod slice>:cri-containerd:<id>`), so every
+#      container is the transient unit rrcallers-<id>.scope in system.slice.
 # Exit status: 0 all passed, 1 a scenario failed, 2 usage, 77 containerd cannot start here.
 . "$(dirname "$0")/lib.sh"
 lib_init containerd "${1:-}"
@@ -52,6 +57,23 @@ fi
 C=(ctr --address "$SOCK" -n "$NS")
 c() { "${C[@]}" "$@"; }
 RUNFLAGS=(--runtime io.containerd.runc.v2 --runc-binary "$RT" --runc-root "$RROOT")
+SYSTEMD=0
+[ "${CGROUP_DRIVER:-cgroupfs}" = systemd ] && SYSTEMD=1
+# rf ID: the `ctr run` flags for container ID in RF (with the systemd driver: the shim option and
+# a cgroupsPath naming ID).
+rf() {
+    RF=("${RUNFLAGS[@]}")
+    [ $SYSTEMD = 1 ] && RF+=(--runc-systemd-cgroup --cgroup "system.slice:$NS:$1")
+    return 0
+}
+# cgroups_left ID-GLOB: container cgroups of ours still there (cgroupfs: /<ns>/<id>; systemd: the
+# scope's directory and the unit itself).
+cgroups_left() {
+    find /sys/fs/cgroup -mindepth 1 -maxdepth 4 -type d \( -path "*/$NS/$1" -o -path "*/system.slice/$NS-$1.scope" \) 2>/dev/null | head -5
+    if [ $SYSTEMD = 1 ]; then
+        systemctl list-units --all --plain --no-legend "$NS-$1.scope" 2>/dev/null | awk '{ print "unit " $1 }'
+    fi
+}
 
 # At exit: remove every task and container (the shims exit with them), then any shim of ours
 # that is left (their command line names our socket).
@@ -68,6 +90,11 @@ cleanup_containers() {
     for pid in $(pids_with_cmdline "-address $SOCK"); do
         stop_pid "$pid"
     done
+    # Scopes a failed runtime delete left behind (systemd driver).
+    if [ $SYSTEMD = 1 ]; then
+        systemctl stop "$NS-*.scope"
+        systemctl reset-failed "$NS-*.scope"
+    fi
 }
 on_exit cleanup_containers
 
@@ -104,14 +131,23 @@ t_import() {
 }
 
 t_detached() {
-    ok "${C[@]}" run -d "${RUNFLAGS[@]}" "$IMG" det sleep 1000 || return 1
+    rf det
+    ok "${C[@]}" run -d "${RF[@]}" "$IMG" det sleep 1000 || return 1
     wait_status det RUNNING || return 1
     local pid
     pid=$(task_pid det)
     [ -n "$pid" ] && [ -d "/proc/$pid" ] || { WHY="no live pid for task det ($pid)"; return 1; }
     # The runtime knows the container under its own root.
     ok "$RT" --root "$RROOT/$NS" state det || return 1
-    has '"running"'
+    has '"running"' || return 1
+    [ $SYSTEMD = 1 ] || return 0
+    # The systemd driver: the init is in the transient scope the runtime asked systemd for,
+    # delegated, in system.slice.
+    local cg
+    cg=$(awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup")
+    eq "cgroup of the task" "/system.slice/$NS-det.scope" "$cg" || return 1
+    ok systemctl show "$NS-det.scope" -p ActiveState -p Delegate -p Slice || return 1
+    has "ActiveState=active" && has "Delegate=yes" && has "Slice=system.slice"
 }
 
 t_exec() {
@@ -167,23 +203,26 @@ t_delete() {
     ok "${C[@]}" container delete det || return 1
     [ ! -e "$RROOT/$NS/det" ] || { WHY="runtime state $RROOT/$NS/det left after delete"; return 1; }
     local left
-    left=$(find /sys/fs/cgroup -maxdepth 4 -type d -path "*/$NS/det" 2>/dev/null | head -3)
-    [ -z "$left" ] || { WHY="cgroups left after delete: $left"; return 1; }
+    left=$(cgroups_left det)
+    [ -z "$left" ] || { WHY="cgroups left after delete: $(oneline "$left")"; return 1; }
     ok "${C[@]}" task ls -q || return 1
     hasnt det
 }
 
 t_tty_container() {
-    run_tty "" "${C[@]}" run -t --rm "${RUNFLAGS[@]}" "$IMG" tty1 sh -c 'tty; echo tty-run-ok'
+    rf tty1
+    run_tty "" "${C[@]}" run -t --rm "${RF[@]}" "$IMG" tty1 sh -c 'tty; echo tty-run-ok'
     eq "exit status" 0 "$RC" || { WHY="$WHY: $(lastline "$OUT")"; return 1; }
     has "/dev/pts/0" && has "tty-run-ok" || return 1
-    run_tty $'echo hello-$((6*7))\nexit 3' "${C[@]}" run -t --rm "${RUNFLAGS[@]}" "$IMG" tty2 sh
+    rf tty2
+    run_tty $'echo hello-$((6*7))\nexit 3' "${C[@]}" run -t --rm "${RF[@]}" "$IMG" tty2 sh
     has "hello-42" || return 1
     eq "exit status of the interactive container" 3 "$RC"
 }
 
 t_memory_limit() {
-    ok "${C[@]}" run -d "${RUNFLAGS[@]}" --memory-limit 67108864 "$IMG" mem sleep 1000 || return 1
+    rf mem
+    ok "${C[@]}" run -d "${RF[@]}" --memory-limit 67108864 "$IMG" mem sleep 1000 || return 1
     wait_status mem RUNNING || return 1
     local r=0
     memory_limit_is "$(task_pid mem)" 67108864 || r=1
@@ -194,32 +233,38 @@ t_memory_limit() {
 t_bind_mount() {
     echo from-host >"$T/share/in"
     rm -f "$T/share/out"
-    ok "${C[@]}" run --rm "${RUNFLAGS[@]}" --mount "type=bind,src=$T/share,dst=/data,options=rbind:rw" \
+    rf bind1
+    ok "${C[@]}" run --rm "${RF[@]}" --mount "type=bind,src=$T/share,dst=/data,options=rbind:rw" \
         "$IMG" bind1 sh -c 'cat /data/in; echo from-container > /data/out' || return 1
     has from-host || return 1
     eq "file written through the bind mount" from-container "$(cat "$T/share/out" 2>/dev/null)" || return 1
     # Read-only bind: writes fail inside.
-    rc_is 1 "${C[@]}" run --rm "${RUNFLAGS[@]}" --mount "type=bind,src=$T/share,dst=/data,options=rbind:ro" \
+    rf bind2
+    rc_is 1 "${C[@]}" run --rm "${RF[@]}" --mount "type=bind,src=$T/share,dst=/data,options=rbind:ro" \
         "$IMG" bind2 sh -c 'echo x > /data/ro-test' || return 1
     [ ! -e "$T/share/ro-test" ] || { WHY="wrote through a read-only bind mount"; return 1; }
 }
 
 t_env() {
-    ok "${C[@]}" run --rm "${RUNFLAGS[@]}" --env FOO=bar-baz --env EMPTY= "$IMG" env1 sh -c 'echo "FOO=$FOO EMPTY=[$EMPTY]"' || return 1
+    rf env1
+    ok "${C[@]}" run --rm "${RF[@]}" --env FOO=bar-baz --env EMPTY= "$IMG" env1 sh -c 'echo "FOO=$FOO EMPTY=[$EMPTY]"' || return 1
     has "FOO=bar-baz EMPTY=[]"
 }
 
 t_stdin() {
-    run_in $'line one\nline two\n' "${C[@]}" run --rm "${RUNFLAGS[@]}" "$IMG" stdin1 sh -c 'head -n 2 | tr a-z A-Z'
+    rf stdin1
+    run_in $'line one\nline two\n' "${C[@]}" run --rm "${RF[@]}" "$IMG" stdin1 sh -c 'head -n 2 | tr a-z A-Z'
     eq "exit status" 0 "$RC" || { WHY="$WHY: $(lastline "$OUT")"; return 1; }
     has "LINE TWO"
 }
 
 t_exit_status() {
-    rc_is 3 "${C[@]}" run --rm "${RUNFLAGS[@]}" "$IMG" exit1 sh -c 'echo bye; exit 3' || return 1
+    rf exit1
+    rc_is 3 "${C[@]}" run --rm "${RF[@]}" "$IMG" exit1 sh -c 'echo bye; exit 3' || return 1
     has bye || return 1
     # Killed by a signal: 128+N, reported by `task delete`.
-    ok "${C[@]}" run -d "${RUNFLAGS[@]}" "$IMG" exit2 sleep 1000 || return 1
+    rf exit2
+    ok "${C[@]}" run -d "${RF[@]}" "$IMG" exit2 sleep 1000 || return 1
     wait_status exit2 RUNNING || return 1
     ok "${C[@]}" task kill -s SIGKILL exit2 || return 1
     wait_status exit2 STOPPED || return 1
@@ -228,7 +273,8 @@ t_exit_status() {
     remove exit2
     # Exit status of a detached task, reported by `task delete`, and again by `task start`
     # of a new task of the same container.
-    ok "${C[@]}" run -d "${RUNFLAGS[@]}" "$IMG" exit3 sh -c 'exit 7' || return 1
+    rf exit3
+    ok "${C[@]}" run -d "${RF[@]}" "$IMG" exit3 sh -c 'exit 7' || return 1
     wait_status exit3 STOPPED || return 1
     ok "${C[@]}" task delete exit3 || return 1
     has "exit code 7" || return 1
@@ -238,7 +284,8 @@ t_exit_status() {
 
 # exec as another user in another directory; `kill --all` reaching every process.
 t_exec_user_kill_all() {
-    ok "${C[@]}" run -d "${RUNFLAGS[@]}" "$IMG" ka1 sh -c 'sleep 1001 & sleep 1002 & wait' || return 1
+    rf ka1
+    ok "${C[@]}" run -d "${RF[@]}" "$IMG" ka1 sh -c 'sleep 1001 & sleep 1002 & wait' || return 1
     wait_status ka1 RUNNING || return 1
     ok "${C[@]}" task exec --exec-id u1 --user 1000 --cwd /tmp ka1 sh -c 'echo "$(id -u) $(pwd)"' || return 1
     has "1000 /tmp" || return 1
@@ -255,7 +302,8 @@ t_exec_user_kill_all() {
 
 # A command missing from the image: ctr fails, naming it (the runtime's error via the shim).
 t_missing_command() {
-    run "${C[@]}" run --rm "${RUNFLAGS[@]}" "$IMG" miss1 no-such-command
+    rf miss1
+    run "${C[@]}" run --rm "${RF[@]}" "$IMG" miss1 no-such-command
     [ "$RC" -ne 0 ] || { WHY="ctr run of a missing command succeeded"; return 1; }
     has 'exec: "no-such-command": executable file not found in $PATH' || return 1
     remove miss1
@@ -266,7 +314,7 @@ t_no_leaks() {
     local left
     left=$(ls -A "$RROOT/$NS" 2>/dev/null)
     [ -z "$left" ] || { WHY="runtime state left in $RROOT/$NS: $(oneline "$left")"; return 1; }
-    left=$(find /sys/fs/cgroup -mindepth 2 -maxdepth 4 -type d -path "*/$NS/*" 2>/dev/null | head -5)
+    left=$(cgroups_left '*')
     [ -z "$left" ] || { WHY="container cgroups left: $(oneline "$left")"; return 1; }
 }
 

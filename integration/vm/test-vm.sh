@@ -6,12 +6,14 @@
 # first if the recipe changed), copies the binaries and what they read (tests/fixtures,
 # integration/) into the guest at the same absolute paths, and runs there:
 #   suite          every test binary (`cargo test`'s executables) with RRUNTIME_TEST_BIN set
-#   callers        integration/run-all.sh with rruntime (containerd/Docker/Podman rootful and
-#                  rootless, cgroupfs)
-#   callers-systemd Docker and Podman (rootful, and rootless with the user's systemd manager)
-#                  with their systemd cgroup drivers (the runtime gets
-#                  --systemd-cgroup; containers land in transient scopes)
-#   callers-runc   the same scenarios with the guest's runc (proves the scripts; not a default step)
+#   callers        integration/run-all.sh with rruntime (containerd, Docker, Podman rootful and
+#                  rootless; cgroupfs)
+#   callers-systemd the same callers with their systemd cgroup drivers (Docker
+#                  native.cgroupdriver=systemd, Podman --cgroup-manager systemd and rootless with
+#                  the user's systemd manager, the runc shim's SystemdCgroup = true; the runtime
+#                  gets --systemd-cgroup and containers land in transient scopes)
+#   callers-runc   the callers step with the guest's runc (proves the scripts; not a default step)
+#   callers-systemd-runc  the callers-systemd step with the guest's runc (not a default step)
 #   demo           integration/demo.sh
 #   bench          integration/bench/bench.sh (only when asked: VM_STEPS=bench, `make bench-vm`)
 # Logs go to $VM_RESULTS (default target/test-vm); the guest is stopped by its PID on every exit.
@@ -23,8 +25,9 @@
 #   VM_TEST_THREADS=4     --test-threads for each test binary in the guest
 #   VM_TEST_TIMEOUT=1500  seconds one test binary may take in the guest
 #   VM_CALLER_TIMEOUT=1800 seconds one run-all.sh may take in the guest
+#   VM_CALLERS=           the callers the callers* steps run (default: all; e.g. "containerd")
 #   VM_BENCH_ARGS=        arguments for bench.sh (default: a full run)
-#   VM_NAME, VM_DIR, VM_MEM, VM_CPUS, VM_BOOT_TIMEOUT: see vm.sh
+#   VM_NAME, VM_DIR, VM_MEM, VM_CPUS, VM_BOOT_TIMEOUT, VM_CGROUP (v2|hybrid|v1): see vm.sh
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -246,12 +249,15 @@ run_bench() {
     "$VM" scp ":/root/results/bench" "$RES/bench" >/dev/null 2>&1 || true
 }
 
+CALLERS_ENV=()
+[ -n "${VM_CALLERS:-}" ] && CALLERS_ENV=("CALLERS=$(printf '%q' "$VM_CALLERS")")
 for s in $STEPS; do
     case "$s" in
         suite) run_suite ;;
-        callers) run_callers callers target/release/rruntime ;;
-        callers-systemd) run_callers callers-systemd target/release/rruntime CGROUP_DRIVER=systemd 'CALLERS="docker podman podman-rootless"' ;;
-        callers-runc) run_callers callers-runc /usr/sbin/runc ;;
+        callers) run_callers callers target/release/rruntime "${CALLERS_ENV[@]}" ;;
+        callers-systemd) run_callers callers-systemd target/release/rruntime CGROUP_DRIVER=systemd "${CALLERS_ENV[@]}" ;;
+        callers-runc) run_callers callers-runc /usr/sbin/runc "${CALLERS_ENV[@]}" ;;
+        callers-systemd-runc) run_callers callers-systemd-runc /usr/sbin/runc CGROUP_DRIVER=systemd "${CALLERS_ENV[@]}" ;;
         demo) run_demo ;;
         bench) run_bench ;;
         *) FAILS+=("unknown step $s") ;;

@@ -22,6 +22,10 @@
 #   VM_BOOT_TIMEOUT=600   seconds start may wait for ssh (TCG boot takes ~30-60 s when idle)
 #   VM_SSH_TIMEOUT=       seconds one `ssh` command may take (default: no bound beyond the caller's)
 #   VM_DISK2=FILE         a raw disk image attached as the guest's /dev/vdb (writes discarded)
+#   VM_CGROUP=v2          the guest's cgroup layout: v2 (pure cgroup v2, the default), hybrid
+#                         (systemd.unified_cgroup_hierarchy=0: v1 controllers, cgroup2 at
+#                         /sys/fs/cgroup/unified) or v1 (legacy: also
+#                         systemd.legacy_systemd_cgroup_controller=1)
 #   VM_KEEP_BUILD=1       keep the build's root directory (debugging)
 # Needs root (debootstrap), qemu-system-x86 (bookworm-backports), qemu-utils, debootstrap,
 # e2fsprogs, openssh-client. No KVM: this machine's /dev/kvm (PVM) cannot run Debian's kernel,
@@ -37,6 +41,15 @@ VM_BOOT_TIMEOUT=${VM_BOOT_TIMEOUT:-600}
 # Bumped when vm.sh changes how the image is laid out (the recipe is hashed as well).
 LAYOUT=1
 KERNEL_CMDLINE="root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 mitigations=off quiet loglevel=4"
+case "${VM_CGROUP:-v2}" in
+    v2) ;;
+    hybrid) KERNEL_CMDLINE+=" systemd.unified_cgroup_hierarchy=0" ;;
+    v1) KERNEL_CMDLINE+=" systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1" ;;
+    *)
+        echo "vm: VM_CGROUP must be v2, hybrid or v1 (got '$VM_CGROUP')" >&2
+        exit 1
+        ;;
+esac
 
 # shellcheck source=recipe.sh
 . "$HERE/recipe.sh"

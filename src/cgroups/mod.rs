@@ -282,6 +282,15 @@ pub trait CgroupManager {
     /// Creates the cgroup directories (recording which ones it created) and applies `resources`
     /// (`None` applies runc's default device allowlist only). On failure everything it created
     /// is removed again.
+    /// The systemd driver: the unit properties the spec's `org.systemd.property.<Name>`
+    /// annotations ask for (checked now, sent when the unit is started). Other drivers ignore
+    /// them, as runc does.
+    fn unit_properties_from(
+        &mut self,
+        _annotations: &std::collections::HashMap<String, String>,
+    ) -> Result<()> {
+        Ok(())
+    }
     fn create(&mut self, resources: Option<&LinuxResources>) -> Result<()>;
     /// v1 and hybrid hosts: makes what the init must be cloned into now — the cgroup2
     /// directory of a hybrid host (for `CLONE_INTO_CGROUP`), nothing on pure v1 — so that

@@ -28,6 +28,9 @@ pub fn document() -> serde_json::Value {
             // linux.netDevices: moved with netlink at create (src/netdev.rs).
             "netDevices": {"enabled": true}
         },
+        // Annotations that change what the runtime does (runtime-spec features): the systemd
+        // driver's unit properties (prefix form, as runc lists it).
+        "potentiallyUnsafeConfigAnnotations": [crate::cgroups::systemd::PROPERTY_PREFIX],
         "annotations": {
             "org.opencontainers.runc.checkpoint.enabled": "false",
             "io.github.rruntime.version": env!("CARGO_PKG_VERSION"),

@@ -260,6 +260,9 @@ fn create_inner(
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     let mut cg = cgroups::new_manager(cgroups_path.as_deref(), o.id, &o.cgroup_opts)?;
+    if let Some(a) = spec.annotations() {
+        cg.unit_properties_from(a)?;
+    }
     // Before anything is made: a cgroup that holds processes or is frozen is refused (runc).
     cgroups::check_new_container_cgroup(&cg.state())?;
     // runc's device rules: the spec's, then the default allowlist (minus devices the spec

@@ -5,15 +5,19 @@
 //!   `EXTERNAL` authentication with the caller's uid, no fd passing.
 //! * Messages: little-endian marshalling of the few signatures the driver sends (strings,
 //!   booleans, integers, byte and integer arrays, `a(sv)` property lists with variants of those
-//!   and of `a(ss)`/`a(st)`); un-marshalling of headers in either byte order and of the bodies it
+//!   and of `a(ss)`/`a(st)`, and any type for `org.systemd.property.*` annotation values);
+//!   un-marshalling of headers in either byte order and of the bodies it
 //!   reads back (`s`, `o`, `v` of `s`, and the `JobRemoved` signal `uoss`).
 //! * Every read waits with `poll` against one deadline: a systemd that never answers is an error
 //!   after the timeout, never a hang.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
+
+pub use super::gvariant::Gv;
 
 /// A D-Bus error: the transport, a malformed message, an error reply, or a timeout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +75,13 @@ pub enum Value {
     Props(Vec<(String, Value)>),
     /// `a(sa(sv))` (StartTransientUnit's auxiliary units; only ever empty here)
     AuxUnits,
+    /// Any type: an `org.systemd.property.*` annotation's value.
+    Any(Gv),
 }
 
 impl Value {
-    pub fn signature(&self) -> &'static str {
-        match self {
+    pub fn signature(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
             Value::Str(_) => "s",
             Value::ObjPath(_) => "o",
             Value::Bool(_) => "b",
@@ -88,7 +94,8 @@ impl Value {
             Value::StrU64s(_) => "a(st)",
             Value::Props(_) => "a(sv)",
             Value::AuxUnits => "a(sa(sv))",
-        }
+            Value::Any(g) => return Cow::Owned(g.signature()),
+        })
     }
 }
 
@@ -163,11 +170,49 @@ impl Writer {
                 for (name, v) in l {
                     w.pad(8);
                     w.str(name);
-                    w.sig(v.signature());
+                    w.sig(&v.signature());
                     w.value(v);
                 }
             }),
             Value::AuxUnits => self.array(8, |_| {}),
+            Value::Any(g) => self.gv(g),
+        }
+    }
+    fn gv(&mut self, g: &Gv) {
+        match g {
+            Gv::Bool(b) => self.u32(*b as u32),
+            Gv::Byte(x) => self.u8(*x),
+            Gv::I16(x) => {
+                self.pad(2);
+                self.buf.extend_from_slice(&x.to_le_bytes());
+            }
+            Gv::U16(x) => {
+                self.pad(2);
+                self.buf.extend_from_slice(&x.to_le_bytes());
+            }
+            Gv::I32(x) | Gv::Handle(x) => self.u32(*x as u32),
+            Gv::U32(x) => self.u32(*x),
+            Gv::I64(x) => self.u64(*x as u64),
+            Gv::U64(x) => self.u64(*x),
+            Gv::Double(x) => self.u64(x.to_bits()),
+            Gv::Str(s) | Gv::ObjPath(s) => self.str(s),
+            Gv::Sig(s) => self.sig(s),
+            Gv::Array(elem, items) => self.array(type_align(elem.as_bytes()[0]), |w| {
+                items.iter().for_each(|i| w.gv(i))
+            }),
+            Gv::Struct(m) => {
+                self.pad(8);
+                m.iter().for_each(|i| self.gv(i));
+            }
+            Gv::DictEntry(k, v) => {
+                self.pad(8);
+                self.gv(k);
+                self.gv(v);
+            }
+            Gv::Variant(v) => {
+                self.sig(&v.signature());
+                self.gv(v);
+            }
         }
     }
 }
@@ -191,7 +236,7 @@ pub(crate) fn method_call(
     for a in args {
         // Body alignment is relative to the body start, which is 8-aligned in the message.
         body.value(a);
-        sig.push_str(a.signature());
+        sig.push_str(&a.signature());
     }
     let mut m = Writer::default();
     m.u8(b'l');
@@ -695,6 +740,45 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Annotation values of any type marshal exactly as the driver's own typed values do.
+    #[test]
+    fn any_values_marshal_like_the_typed_ones() {
+        let g = |t: &str| Value::Any(super::super::gvariant::parse(t).unwrap());
+        let bytes = |v: Value| {
+            let mut w = Writer::default();
+            w.u8(1); // misalign, so that padding shows
+            w.value(&Value::Props(vec![("P".into(), v)]));
+            w.buf
+        };
+        let pairs = vec![
+            ("char-*".to_string(), "m".to_string()),
+            ("/dev/null".into(), "rwm".into()),
+        ];
+        for (any, typed) in [
+            (g("uint64 123"), Value::U64(123)),
+            (g("uint32 7"), Value::U32(7)),
+            (g("true"), Value::Bool(true)),
+            (
+                g("'inactive-or-failed'"),
+                Value::Str("inactive-or-failed".into()),
+            ),
+            (g("['a', 'bc']"), Value::Strs(vec!["a".into(), "bc".into()])),
+            (g("@au [1, 2]"), Value::U32s(vec![1, 2])),
+            (
+                g("[('char-*', 'm'), ('/dev/null', 'rwm')]"),
+                Value::StrPairs(pairs),
+            ),
+            (
+                g("@a(st) [('/dev/sda', 5)]"),
+                Value::StrU64s(vec![("/dev/sda".into(), 5)]),
+            ),
+            (g("b'ab'"), Value::Bytes(vec![97, 98])),
+        ] {
+            assert_eq!(any.signature(), typed.signature());
+            assert_eq!(bytes(any), bytes(typed));
+        }
+    }
 
     #[test]
     fn marshals_a_call_that_parses_back() {

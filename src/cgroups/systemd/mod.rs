@@ -1,4 +1,6 @@
-//! The systemd cgroup driver (`--systemd-cgroup`), pure cgroup v2 hosts.
+//! The systemd cgroup driver (`--systemd-cgroup`): pure cgroup v2 hosts, and v1/hybrid hosts the
+//! way runc's legacy manager does it (v1 properties; the unit's directory in every hierarchy, the
+//! ones systemd does not manage made by the v1 backend).
 //!
 //! `linux.cgroupsPath` is read as runc reads it: `slice:prefix:name` (exactly three parts, any
 //! of them may be empty), or empty for the default (`system.slice`, or `user.slice` rootless;
@@ -19,6 +21,7 @@
 //! them) and the files; `delete` stops the unit (`StopUnit`, bounded) and resets it if it failed.
 
 pub mod dbus;
+pub mod gvariant;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -391,6 +394,116 @@ pub fn properties(
     Ok((p, r))
 }
 
+/// The resources as unit properties on a cgroup v1 or hybrid host (runc's legacy mapping:
+/// MemoryLimit, CPUShares, the CPU quota, BlockIOWeight, TasksMax, AllowedCPUs/MemoryNodes on
+/// systemd >= 244, the device policy); everything is written to the v1 files as well.
+pub fn properties_v1(
+    r: &LinuxResources,
+    version: u32,
+) -> Result<(Vec<(String, Value)>, LinuxResources)> {
+    let mut r = super::unset::without_zeros(r).into_owned();
+    let mut p: Vec<(String, Value)> = Vec::new();
+    if let Some(list) = r.devices() {
+        p.extend(device_properties(&Emulator::from_oci(list)?));
+    }
+    if let Some(l) = r
+        .memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .filter(|l| *l != 0)
+    {
+        p.push(("MemoryLimit".into(), Value::U64(u64_or_infinity(l))));
+    }
+    if let Some(c) = r.cpu().clone() {
+        if let Some(s) = c.shares().filter(|s| *s != 0) {
+            p.push(("CPUShares".into(), Value::U64(s)));
+        }
+        let period = if version >= 242 {
+            c.period().unwrap_or(0)
+        } else {
+            0
+        };
+        let quota = c.quota().unwrap_or(0);
+        let q = cpu_quota(&mut p, quota, period);
+        if q != quota {
+            let mut c2 = c.clone();
+            c2.set_quota(Some(q));
+            r.set_cpu(Some(c2));
+        }
+        if version >= 244 {
+            if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+                p.push(("AllowedCPUs".into(), Value::Bytes(range_to_bits(cpus)?)));
+            }
+            if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+                p.push((
+                    "AllowedMemoryNodes".into(),
+                    Value::Bytes(range_to_bits(mems)?),
+                ));
+            }
+        }
+    }
+    if let Some(w) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w != 0)
+    {
+        p.push(("BlockIOWeight".into(), Value::U64(w as u64)));
+    }
+    if let Some(l) = r.pids().as_ref().map(|p| p.limit()).filter(|l| *l != 0) {
+        p.push(("TasksMax".into(), Value::U64(u64_or_infinity(l))));
+    }
+    Ok((p, r))
+}
+
+/// The annotation prefix whose keys name extra unit properties (runc's auxiliary properties).
+pub const PROPERTY_PREFIX: &str = "org.systemd.property.";
+
+/// The unit properties the `org.systemd.property.<Name>` annotations ask for, as runc reads
+/// them: `<Name>` of at least three ASCII letters, the value in the GVariant text format; a
+/// name ending in a lowercase letter and `Sec` (`TimeoutStopSec`) becomes `…USec` with the
+/// number of seconds in microseconds. Sorted by name; they go after the runtime's own
+/// properties, so they can override them.
+pub fn annotation_properties<'a>(
+    annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<Vec<(String, Value)>> {
+    let mut list: Vec<(&String, &String)> = annotations
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(PROPERTY_PREFIX))
+        .collect();
+    list.sort();
+    let mut out = Vec::new();
+    for (k, v) in list {
+        let mut name = k[PROPERTY_PREFIX.len()..].to_string();
+        let bad_name = if name.len() < 3 {
+            Some("too short")
+        } else if !name.bytes().all(|c| c.is_ascii_alphabetic()) {
+            Some("contains non-alphabetic character")
+        } else {
+            None
+        };
+        if let Some(why) = bad_name {
+            return Err(CgroupError::msg(format!(
+                "annotation {k} name incorrect: {why}"
+            )));
+        }
+        let parse_err =
+            |why: String| CgroupError::msg(format!("annotation {k}={v} value parse error: {why}"));
+        let mut value = gvariant::parse(v).map_err(parse_err)?;
+        if let Some(stem) = name.strip_suffix("Sec") {
+            if stem.ends_with(|c: char| c.is_ascii_lowercase()) {
+                let usec = value
+                    .sec_to_usec()
+                    .ok_or_else(|| parse_err("not a number".into()))?;
+                name = format!("{stem}USec");
+                value = gvariant::Gv::U64(usec);
+            }
+        }
+        out.push((name, Value::Any(value)));
+    }
+    Ok(out)
+}
+
 fn dbus_err(what: &str, e: DbusError) -> CgroupError {
     CgroupError::msg(format!("systemd: {what}: {e}"))
 }
@@ -565,22 +678,44 @@ fn stop_unit(c: &mut Conn, unit: &str) -> bool {
     ok
 }
 
+/// The files' backend: v2 on a pure cgroup v2 host, v1 on a v1 or hybrid one.
+enum Inner {
+    V2(v2::Manager),
+    V1(super::v1::Manager),
+}
+
+impl Inner {
+    fn m(&self) -> &dyn CgroupManager {
+        match self {
+            Inner::V2(m) => m,
+            Inner::V1(m) => m,
+        }
+    }
+}
+
 /// The driver: the unit over D-Bus, the files through the v2 backend.
 pub(crate) struct Manager {
     st: CgroupState,
-    inner: v2::Manager,
+    inner: Inner,
     opts: CgroupOptions,
     /// `create`'s resources, applied when the unit is started with the init's pid.
     pending: Option<LinuxResources>,
+    /// The `org.systemd.property.*` annotations' properties, for the unit's start.
+    extra: Vec<(String, Value)>,
 }
 
 impl Manager {
     pub(crate) fn new(st: CgroupState, opts: CgroupOptions) -> Manager {
         Manager {
-            inner: v2::Manager::new(st.clone(), opts.clone()),
+            inner: if st.mode == CgroupMode::V2 {
+                Inner::V2(v2::Manager::new(st.clone(), opts.clone()))
+            } else {
+                Inner::V1(super::v1::Manager::new(st.clone(), opts.clone()))
+            },
             st,
             opts,
             pending: None,
+            extra: Vec::new(),
         }
     }
 
@@ -589,6 +724,18 @@ impl Manager {
             .systemd
             .as_ref()
             .ok_or_else(|| CgroupError::msg("no systemd unit recorded for this container"))
+    }
+
+    fn properties(
+        &self,
+        r: &LinuxResources,
+        version: u32,
+    ) -> Result<(Vec<(String, Value)>, LinuxResources)> {
+        if self.st.mode == CgroupMode::V2 {
+            properties(r, version, self.opts.rootless)
+        } else {
+            properties_v1(r, version)
+        }
     }
 
     fn dir(&self) -> Option<&Path> {
@@ -634,10 +781,28 @@ pub(crate) fn new_state(
     }
     let v2 = match (&layout.v2, layout.mode) {
         (Some(u), CgroupMode::V2) => u,
+        (_, CgroupMode::V1 | CgroupMode::Hybrid) => {
+            // runc's legacy manager: the unit's directory in every hierarchy.
+            if user {
+                return Err(CgroupError::unsupported(
+                    "the rootless systemd cgroup driver",
+                    "cannot use rootless systemd cgroups manager on cgroup v1",
+                ));
+            }
+            let abs = format!("{}/{}", spec.slice_path.trim_end_matches('/'), spec.unit);
+            let mut st = super::resolve(layout, &super::CgroupPath::Absolute(abs), None)?;
+            st.path = format!("{}:{}", spec.slice, spec.unit);
+            st.systemd = Some(SystemdUnit {
+                unit: spec.unit,
+                slice: spec.slice,
+                user,
+            });
+            return Ok(st);
+        }
         _ => {
             return Err(CgroupError::unsupported(
                 "the systemd cgroup driver",
-                "this host is not on pure cgroup v2 (rruntime's systemd driver needs the unified hierarchy; use the cgroupfs driver)",
+                "no cgroup2 mount found on this host",
             ))
         }
     };
@@ -676,8 +841,16 @@ impl CgroupManager for Manager {
     /// resources are checked now, before anything is cloned.
     fn create(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
         let r = resources.cloned().unwrap_or_default();
-        properties(&r, u32::MAX, self.opts.rootless)?;
+        self.properties(&r, u32::MAX)?;
         self.pending = Some(r);
+        Ok(())
+    }
+
+    fn unit_properties_from(
+        &mut self,
+        annotations: &std::collections::HashMap<String, String>,
+    ) -> Result<()> {
+        self.extra = annotation_properties(annotations)?;
         Ok(())
     }
 
@@ -693,7 +866,7 @@ impl CgroupManager for Manager {
         let r = self.pending.take().unwrap_or_default();
         let mut c = connect(u.user)?;
         let version = Self::version(&mut c, &r);
-        let (res_props, files) = properties(&r, version, self.opts.rootless)?;
+        let (res_props, files) = self.properties(&r, version)?;
         let mut props: Vec<(String, Value)> = vec![(
             "Description".into(),
             Value::Str(format!("libcontainer container {}", u.unit)),
@@ -706,41 +879,52 @@ impl CgroupManager for Manager {
             props.push(("Delegate".into(), Value::Bool(true)));
             props.push(("PIDs".into(), Value::U32s(vec![pid as u32])));
         }
-        for a in [
-            "MemoryAccounting",
-            "CPUAccounting",
-            "IOAccounting",
-            "TasksAccounting",
-        ] {
+        let io = if self.st.mode == CgroupMode::V2 {
+            "IOAccounting"
+        } else {
+            "BlockIOAccounting"
+        };
+        for a in ["MemoryAccounting", "CPUAccounting", io, "TasksAccounting"] {
             props.push((a.into(), Value::Bool(true)));
         }
         props.push(("DefaultDependencies".into(), Value::Bool(false)));
         props.extend(res_props);
+        props.extend(std::mem::take(&mut self.extra));
         start_unit(&mut c, &u.unit, props)?;
-        let res = (|| {
-            if slice {
-                // A slice holds no processes of its own in systemd's model; put the init in
-                // its cgroup directly.
-                self.inner.add_task(pid)?;
-            }
-            self.inner.adopt(&files)
-        })();
+        let res = match &mut self.inner {
+            Inner::V2(m) => (|| {
+                if slice {
+                    // A slice holds no processes of its own in systemd's model; put the init
+                    // in its cgroup directly.
+                    m.add_task(pid)?;
+                }
+                m.adopt(&files)
+            })(),
+            // v1/hybrid (runc's legacy manager): systemd made the unit's directory in the
+            // hierarchies it manages; the others (cpuset, freezer, net_cls, …, and the init's
+            // place in each) are the runtime's, then every resource goes to the files.
+            Inner::V1(m) => m.create(Some(&files)).and_then(|()| m.add_task(pid)),
+        };
         if let Err(e) = res {
-            stop_unit(&mut c, &u.unit);
+            if self.st.mode == CgroupMode::V2 {
+                stop_unit(&mut c, &u.unit);
+            } else {
+                let _ = self.destroy();
+            }
             return Err(e);
         }
         Ok(())
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
-        self.inner.add_task(pid)
+        self.inner.m().add_task(pid)
     }
 
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
         let u = self.unit()?;
         let mut c = connect(u.user)?;
         let version = Self::version(&mut c, resources);
-        let (props, files) = properties(resources, version, self.opts.rootless)?;
+        let (props, files) = self.properties(resources, version)?;
         if !props.is_empty() {
             manager_call(
                 &mut c,
@@ -753,23 +937,23 @@ impl CgroupManager for Manager {
             )
             .map_err(|e| dbus_err(&format!("set properties of {}", u.unit), e))?;
         }
-        self.inner.apply(&files)
+        self.inner.m().apply(&files)
     }
 
     fn pids(&self) -> Result<Vec<i32>> {
-        self.inner.pids()
+        self.inner.m().pids()
     }
 
     fn freeze(&self) -> Result<()> {
-        self.inner.freeze()
+        self.inner.m().freeze()
     }
 
     fn thaw(&self) -> Result<()> {
-        self.inner.thaw()
+        self.inner.m().thaw()
     }
 
     fn is_frozen(&self) -> Result<bool> {
-        self.inner.is_frozen()
+        self.inner.m().is_frozen()
     }
 
     fn destroy(&self) -> Result<()> {
@@ -781,6 +965,19 @@ impl CgroupManager for Manager {
                 u.unit
             )));
         }
+        if self.st.mode != CgroupMode::V2 {
+            // v1/hybrid: the unit's directory in the hierarchies systemd does not manage
+            // (cpuset, freezer, net_cls, …), and sub-cgroups anywhere, are the runtime's to
+            // remove (runc removes every path).
+            let deadline = std::time::Instant::now() + super::fs::REMOVE_TIMEOUT;
+            let mut first = None;
+            for h in self.st.hierarchies.iter().filter(|h| h.dir.exists()) {
+                if let Err(e) = super::fs::remove_tree(&h.dir, deadline) {
+                    first.get_or_insert(e);
+                }
+            }
+            return first.map_or(Ok(()), Err);
+        }
         // Sub-cgroups the container made inside its own are not systemd's to remove.
         if let Some(d) = self.dir().filter(|d| d.exists()) {
             super::fs::remove_tree(d, std::time::Instant::now() + Duration::from_secs(1))?;
@@ -791,7 +988,7 @@ impl CgroupManager for Manager {
     fn destroy_force(&self) -> Result<()> {
         if self.dir().is_some_and(|d| d.exists()) {
             // StopUnit would SIGTERM first and wait; the container is to die now.
-            let _ = self.inner.kill_all(Signal::SIGKILL);
+            let _ = self.inner.m().kill_all(Signal::SIGKILL);
         }
         self.destroy()
     }
@@ -801,25 +998,101 @@ impl CgroupManager for Manager {
     }
 
     fn kill_all(&self, sig: Signal) -> Result<()> {
-        self.inner.kill_all(sig)
+        self.inner.m().kill_all(sig)
     }
 
     fn stats(&self) -> Result<Stats> {
-        self.inner.stats()
+        self.inner.m().stats()
     }
 
     fn oom_events(&self) -> Result<OomEvents> {
-        self.inner.oom_events()
+        self.inner.m().oom_events()
     }
 
     fn mode(&self) -> CgroupMode {
-        CgroupMode::V2
+        self.st.mode
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// runc's rules for `org.systemd.property.<Name>` annotations.
+    #[test]
+    fn annotations_become_properties_like_runc() {
+        use super::gvariant::Gv;
+        let one = |k: &str, v: &str| {
+            let a: std::collections::HashMap<String, String> =
+                [(k.to_string(), v.to_string())].into();
+            annotation_properties(&a)
+        };
+        let ok = |k: &str, v: &str, name: &str, want: Gv| {
+            let p = one(&format!("{PROPERTY_PREFIX}{k}"), v).unwrap();
+            assert_eq!(p, vec![(name.to_string(), Value::Any(want))], "{k}={v}");
+        };
+        ok(
+            "TimeoutStopUSec",
+            "uint64 123456789",
+            "TimeoutStopUSec",
+            Gv::U64(123456789),
+        );
+        ok(
+            "TimeoutStopSec",
+            "456",
+            "TimeoutStopUSec",
+            Gv::U64(456_000_000),
+        );
+        for t in [
+            "byte", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+        ] {
+            ok(
+                "TimeoutStopSec",
+                &format!("{t} 234"),
+                "TimeoutStopUSec",
+                Gv::U64(234_000_000),
+            );
+        }
+        ok(
+            "TimeoutStopSec",
+            "234.789",
+            "TimeoutStopUSec",
+            Gv::U64(234_789_000),
+        );
+        // Not `<lowercase>Sec`: no conversion.
+        ok("FOOSec", "123", "FOOSec", Gv::I32(123));
+        ok("Sec", "123", "Sec", Gv::I32(123));
+        ok(
+            "CollectMode",
+            "'inactive-or-failed'",
+            "CollectMode",
+            Gv::Str("inactive-or-failed".into()),
+        );
+        assert_eq!(one("some.other.annotation", "0").unwrap(), vec![]);
+        let err = |k: &str, v: &str| {
+            let e = one(&format!("{PROPERTY_PREFIX}{k}"), v)
+                .unwrap_err()
+                .to_string();
+            e.strip_prefix("cgroup: ").unwrap_or(&e).to_string()
+        };
+        assert_eq!(
+            err("Xo", "1"),
+            "annotation org.systemd.property.Xo name incorrect: too short"
+        );
+        assert_eq!(
+            err("Number1", "1"),
+            "annotation org.systemd.property.Number1 name incorrect: contains non-alphabetic character"
+        );
+        assert!(err("ValidName", "invalid-value").starts_with(
+            "annotation org.systemd.property.ValidName=invalid-value value parse error: "
+        ));
+        for v in ["false", "'covfefe'"] {
+            assert_eq!(
+                err("TimeoutStopSec", v),
+                format!("annotation org.systemd.property.TimeoutStopSec={v} value parse error: not a number")
+            );
+        }
+    }
 
     fn spec(p: Option<&str>) -> Result<UnitSpec> {
         UnitSpec::parse(p, "ctr", false)
