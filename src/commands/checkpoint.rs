@@ -111,24 +111,36 @@ pub fn ns_key(t: LinuxNamespaceType) -> &'static str {
     }
 }
 
-/// The mount destination as CRIU sees it: resolved inside the rootfs (a destination through a
-/// symlink is where the mount really is), or the cleaned path when it does not resolve.
+/// The mount destination as CRIU sees it: resolved inside the rootfs as far as it exists (a
+/// destination through a symlink is where the mount really is), the rest appended as given.
 pub fn mount_dest(rootfs: &Path, dest: &Path) -> String {
     use crate::rootfs::safe_path;
-    let clean = Path::new("/").join(safe_path::clean(dest));
-    let resolved = safe_path::open_root(rootfs)
-        .ok()
-        .and_then(|r| {
-            safe_path::open_in_root(
-                std::os::fd::AsFd::as_fd(&r),
-                dest,
-                nix::fcntl::OFlag::O_PATH,
-            )
+    let rel = safe_path::clean(dest);
+    let parts: Vec<_> = rel.components().collect();
+    let root = safe_path::open_root(rootfs).ok();
+    for keep in (1..=parts.len()).rev() {
+        let Some(r) = root.as_ref() else { break };
+        let prefix: PathBuf = parts[..keep].iter().collect();
+        let Ok(f) = safe_path::open_in_root(
+            std::os::fd::AsFd::as_fd(r),
+            &prefix,
+            nix::fcntl::OFlag::O_PATH,
+        ) else {
+            continue;
+        };
+        let Some(resolved) = safe_path::fd_path(&f)
             .ok()
-        })
-        .and_then(|f| safe_path::fd_path(&f).ok())
-        .and_then(|p| p.strip_prefix(rootfs).ok().map(|r| Path::new("/").join(r)));
-    resolved.unwrap_or(clean).to_string_lossy().into_owned()
+            .and_then(|p| p.strip_prefix(rootfs).ok().map(Path::to_path_buf))
+        else {
+            break;
+        };
+        let mut out = Path::new("/").join(resolved);
+        for c in &parts[keep..] {
+            out.push(c);
+        }
+        return out.to_string_lossy().into_owned();
+    }
+    Path::new("/").join(rel).to_string_lossy().into_owned()
 }
 
 /// Is this spec mount a bind mount?
@@ -357,7 +369,7 @@ pub fn run(ctx: &Ctx, a: &CheckpointArgs, criu_bin: &str) -> Result<i32> {
     if let Err(e) = r {
         let _ = std::fs::remove_file(dir.path.join("checkpoint"));
         for l in criu::log_errors(&log_dir.join("dump.log")) {
-            logging::warn(l);
+            logging::debug(l);
         }
         return Err(Error::msg(format!(
             "{e} (see {})",

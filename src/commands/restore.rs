@@ -276,7 +276,14 @@ fn restore_inner(
     )
     .ctx(|| format!("bind {} on {}", b.rootfs.display(), croot.display()))?;
     mounted.push(croot.clone());
-    prepare_mounts(spec, &b.rootfs, mounted)?;
+    // The temporary binds go before CRIU runs (as runc): their unmount would otherwise
+    // propagate into the restored mounts.
+    let mut temp = Vec::new();
+    let r = prepare_mounts(spec, &b.rootfs, &mut temp);
+    for m in temp.iter().rev() {
+        let _ = umount2(m, MntFlags::MNT_DETACH);
+    }
+    r?;
 
     let mut log_dir = image.to_path_buf();
     let work = match &a.work_path {
@@ -458,7 +465,7 @@ fn restore_inner(
     let code = swrk.finish();
     if let Err(e) = r {
         for l in criu::log_errors(&log_dir.join("restore.log")) {
-            logging::warn(l);
+            logging::debug(l);
         }
         return Err(Error::msg(format!(
             "{e} (see {})",
