@@ -27,7 +27,7 @@ pub fn document() -> serde_json::Value {
             "mountExtensions": {"idmap": {"enabled": crate::rootfs::idmap::kernel_supported()}}
         },
         "annotations": {
-            "org.opencontainers.runc.checkpoint.enabled": "false",
+            "org.opencontainers.runc.checkpoint.enabled": crate::criu::installed().to_string(),
             "io.github.rruntime.version": env!("CARGO_PKG_VERSION"),
             "io.github.rruntime.commit": env!("RRUNTIME_COMMIT")
         }

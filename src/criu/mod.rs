@@ -218,6 +218,20 @@ impl Drop for Swrk {
     }
 }
 
+/// Whether a `criu` binary is on PATH (what `features` reports as checkpoint support; whether
+/// this kernel lets it dump is only known when it tries).
+pub fn installed() -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
+        .to_string_lossy()
+        .split(':')
+        .any(|d| {
+            std::fs::metadata(std::path::Path::new(d).join("criu"))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// Asks CRIU its version (major*10000 + minor*100 + sublevel); fails with a clear line when
 /// CRIU is missing or older than [`MIN_VERSION`].
 pub fn version(criu: &str) -> Result<i32> {
