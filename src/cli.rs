@@ -387,12 +387,22 @@ pub struct CheckpointArgs {
     pub leave_running: bool,
     #[arg(long = "tcp-established")]
     pub tcp_established: bool,
+    #[arg(long = "tcp-skip-in-flight")]
+    pub tcp_skip_in_flight: bool,
+    #[arg(long = "link-remap")]
+    pub link_remap: bool,
     #[arg(long = "ext-unix-sk")]
     pub ext_unix_sk: bool,
     #[arg(long = "shell-job")]
     pub shell_job: bool,
     #[arg(long = "lazy-pages")]
     pub lazy_pages: bool,
+    /// criu writes \0 to this FD once lazy-pages is ready
+    #[arg(long = "status-fd", default_value_t = -1, allow_hyphen_values = true)]
+    pub status_fd: i32,
+    /// ADDRESS:PORT of the page server
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
     #[arg(long = "file-locks")]
     pub file_locks: bool,
     #[arg(long = "pre-dump")]
@@ -440,6 +450,12 @@ pub struct RestoreArgs {
     pub auto_dedup: bool,
     #[arg(long = "lazy-pages")]
     pub lazy_pages: bool,
+    /// LSM profile for the restored process (TYPE:NAME)
+    #[arg(long = "lsm-profile")]
+    pub lsm_profile: Option<String>,
+    /// LSM mount context for the restore
+    #[arg(long = "lsm-mount-context")]
+    pub lsm_mount_context: Option<String>,
     pub id: String,
 }
 

@@ -54,8 +54,8 @@ fn dispatch(cli: &Cli) -> rruntime::Result<i32> {
         Command::Resume(a) => commands::resume::run(&ctx, &a.id),
         Command::Events(a) => commands::events::run(&ctx, a),
         Command::Update(a) => commands::update::run(&ctx, a),
-        Command::Checkpoint(_) => commands::unsupported::run("checkpoint"),
-        Command::Restore(_) => commands::unsupported::run("restore"),
+        Command::Checkpoint(a) => commands::checkpoint::run(&ctx, a, &cli.global.criu),
+        Command::Restore(a) => commands::restore::run(&ctx, a, &cli.global.criu),
         Command::Spec(_) | Command::Features => unreachable!("handled above"),
     }
 }

@@ -32,7 +32,7 @@ pub fn document() -> serde_json::Value {
         // driver's unit properties (prefix form, as runc lists it).
         "potentiallyUnsafeConfigAnnotations": [crate::cgroups::systemd::PROPERTY_PREFIX],
         "annotations": {
-            "org.opencontainers.runc.checkpoint.enabled": "false",
+            "org.opencontainers.runc.checkpoint.enabled": crate::criu::installed().to_string(),
             "io.github.rruntime.version": env!("CARGO_PKG_VERSION"),
             "io.github.rruntime.commit": env!("RRUNTIME_COMMIT")
         }

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each takes the parsed arguments and the global context and returns
 //! the process exit code (errors are reported by `main`).
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -10,12 +11,12 @@ pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod resume;
 pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
-pub mod unsupported;
 pub mod update;
 
 use crate::cgroups::CgroupOptions;
