@@ -46,8 +46,15 @@ integration: build
 # The test suite, the caller scripts (rruntime and runc) and the demo inside a Debian 12 guest with
 # pure cgroup v2 and systemd (QEMU, no KVM needed; the image is cached in /var/tmp/rruntime-vm).
 # See integration/vm/test-vm.sh for VM_STEPS, VM_TESTS, VM_TEST_THREADS; logs in target/test-vm.
+# The full run (no VM_STEPS/VM_TESTS given) then boots a second guest with systemd's hybrid
+# layout (VM_CGROUP=hybrid: v1 controllers + cgroup2) for the systemd driver's and the v1
+# backend's tests there (logs in target/test-vm-hybrid; VM_HYBRID=0 leaves it out).
 test-vm:
 	./integration/vm/test-vm.sh
+	@if [ -z "$${VM_STEPS:-}$${VM_TESTS:-}" ] && [ "$${VM_HYBRID:-1}" != 0 ]; then \
+		VM_CGROUP=hybrid VM_NAME="$${VM_NAME:-default}-hybrid" VM_STEPS=suite \
+		VM_TESTS='^(systemd|cgroups_v1)$$' VM_RESULTS=$(CURDIR)/target/test-vm-hybrid \
+		./integration/vm/test-vm.sh; fi
 
 # `make bench` inside the guest (rruntime vs crun vs runc there).
 bench-vm:
