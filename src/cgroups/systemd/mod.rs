@@ -203,6 +203,41 @@ fn cpu_quota(props: &mut Vec<(String, Value)>, quota: i64, period: u64) -> i64 {
 /// The device rules as `DevicePolicy`/`DeviceAllow` (runc's mapping): strict allow-listing, one
 /// entry per allowed device or class. systemd cannot express a deny-list except "allow all";
 /// the eBPF filter the v2 backend attaches as well enforces the exact rules in every case.
+/// The CPU properties v1 and v2 units share (runc maps them alike): the quota with its period
+/// (systemd >= 242 takes the period), rounded as systemd rounds it — `r` gets the rounded quota
+/// for the files — and AllowedCPUs/AllowedMemoryNodes (systemd >= 244).
+fn cpu_quota_and_sets(
+    p: &mut Vec<(String, Value)>,
+    r: &mut LinuxResources,
+    c: &oci_spec::runtime::LinuxCpu,
+    version: u32,
+) -> Result<()> {
+    let period = if version >= 242 {
+        c.period().unwrap_or(0)
+    } else {
+        0
+    };
+    let quota = c.quota().unwrap_or(0);
+    let q = cpu_quota(p, quota, period);
+    if q != quota {
+        let mut c2 = c.clone();
+        c2.set_quota(Some(q));
+        r.set_cpu(Some(c2));
+    }
+    if version >= 244 {
+        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+            p.push(("AllowedCPUs".into(), Value::Bytes(range_to_bits(cpus)?)));
+        }
+        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+            p.push((
+                "AllowedMemoryNodes".into(),
+                Value::Bytes(range_to_bits(mems)?),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn device_properties(emu: &Emulator) -> Vec<(String, Value)> {
     if emu.default_allow {
         if emu.exceptions.is_empty() {
@@ -273,29 +308,7 @@ pub fn properties(
         } else if let Some(s) = c.shares().filter(|s| *s != 0) {
             p.push(("CPUWeight".into(), Value::U64(v2::shares_to_weight(s))));
         }
-        let period = if version >= 242 {
-            c.period().unwrap_or(0)
-        } else {
-            0
-        };
-        let quota = c.quota().unwrap_or(0);
-        let q = cpu_quota(&mut p, quota, period);
-        if q != quota {
-            let mut c2 = c.clone();
-            c2.set_quota(Some(q));
-            r.set_cpu(Some(c2));
-        }
-        if version >= 244 {
-            if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-                p.push(("AllowedCPUs".into(), Value::Bytes(range_to_bits(cpus)?)));
-            }
-            if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-                p.push((
-                    "AllowedMemoryNodes".into(),
-                    Value::Bytes(range_to_bits(mems)?),
-                ));
-            }
-        }
+        cpu_quota_and_sets(&mut p, &mut r, &c, version)?;
     }
     if let Some(pids) = r.pids() {
         let l = pids.limit();
@@ -418,29 +431,7 @@ pub fn properties_v1(
         if let Some(s) = c.shares().filter(|s| *s != 0) {
             p.push(("CPUShares".into(), Value::U64(s)));
         }
-        let period = if version >= 242 {
-            c.period().unwrap_or(0)
-        } else {
-            0
-        };
-        let quota = c.quota().unwrap_or(0);
-        let q = cpu_quota(&mut p, quota, period);
-        if q != quota {
-            let mut c2 = c.clone();
-            c2.set_quota(Some(q));
-            r.set_cpu(Some(c2));
-        }
-        if version >= 244 {
-            if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-                p.push(("AllowedCPUs".into(), Value::Bytes(range_to_bits(cpus)?)));
-            }
-            if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-                p.push((
-                    "AllowedMemoryNodes".into(),
-                    Value::Bytes(range_to_bits(mems)?),
-                ));
-            }
-        }
+        cpu_quota_and_sets(&mut p, &mut r, &c, version)?;
     }
     if let Some(w) = r
         .block_io()
