@@ -139,6 +139,14 @@ fn run_detached(env: &Env, io: &Pipes, b: &Bundle, id: &str) {
     io.ok(env, &["run", "-d", "--bundle", b.path(), id]);
 }
 
+/// A counter container (counter_config) started detached with `io` as its stdio.
+fn counting(env: &Env, io: &Pipes) -> (Bundle, String) {
+    let b = env.bundle(&counter_config());
+    let id = env.id();
+    run_detached(env, io, &b, &id);
+    (b, id)
+}
+
 fn p(x: &Path) -> &str {
     x.to_str().unwrap()
 }
@@ -166,9 +174,7 @@ fn checkpoint_restore_counter_continues() {
     require_criu!();
     let env = Env::new();
     let io = Pipes::new();
-    let b = env.bundle(&counter_config());
-    let id = env.id();
-    run_detached(&env, &io, &b, &id);
+    let (b, id) = counting(&env, &io);
     wait_count_above(&b, 3);
     let image = env.tmp.join("image");
     let work = env.tmp.join("work");
@@ -219,9 +225,7 @@ fn checkpoint_leave_running_then_restore_into_new_id() {
     require_criu!();
     let env = Env::new();
     let io = Pipes::new();
-    let b = env.bundle(&counter_config());
-    let id = env.id();
-    run_detached(&env, &io, &b, &id);
+    let (b, id) = counting(&env, &io);
     wait_count_above(&b, 3);
     let image = env.tmp.join("image");
     checkpoint(&env, &id, &image, &["--leave-running"]);
@@ -256,9 +260,7 @@ fn pre_dump_then_dump_with_parent_path() {
     require_criu!();
     let env = Env::new();
     let io = Pipes::new();
-    let b = env.bundle(&counter_config());
-    let id = env.id();
-    run_detached(&env, &io, &b, &id);
+    let (b, id) = counting(&env, &io);
     wait_count_above(&b, 3);
     let image = env.tmp.join("images");
     std::fs::create_dir_all(&image).unwrap();
@@ -395,9 +397,7 @@ fn corrupt_image_leaves_nothing() {
     require_criu!();
     let env = Env::new();
     let io = Pipes::new();
-    let b = env.bundle(&counter_config());
-    let id = env.id();
-    run_detached(&env, &io, &b, &id);
+    let (b, id) = counting(&env, &io);
     wait_count_above(&b, 2);
     let image = env.tmp.join("image");
     checkpoint(&env, &id, &image, &[]);
@@ -433,9 +433,7 @@ fn bad_parent_path_refused_before_criu() {
     require_root!();
     let env = Env::new();
     let io = Pipes::new();
-    let b = env.bundle(&counter_config());
-    let id = env.id();
-    run_detached(&env, &io, &b, &id);
+    let (b, id) = counting(&env, &io);
     let image = env.tmp.join("image");
     let e = env.fails(&[
         "checkpoint",

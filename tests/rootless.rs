@@ -319,21 +319,14 @@ fn delegated_cgroup_v2_subtree_gets_the_limits() {
     std::fs::write(deleg.join("cgroup.subtree_control"), "+memory +pids").unwrap();
     let rt = deleg.join("rt");
     std::fs::create_dir(&rt).unwrap();
-    for p in [
+    env.user.own(&[
         deleg.clone(),
         deleg.join("cgroup.procs"),
         deleg.join("cgroup.threads"),
         deleg.join("cgroup.subtree_control"),
         rt.clone(),
         rt.join("cgroup.procs"),
-    ] {
-        nix::unistd::chown(
-            &p,
-            Some(nix::unistd::Uid::from_raw(env.user.uid)),
-            Some(nix::unistd::Gid::from_raw(env.user.gid)),
-        )
-        .unwrap();
-    }
+    ]);
     let hostd = host_dir(&env);
     let (b, mut c) = spec_rootless(&env, &["sleep", "1000"], &hostd);
     let id = env.id();

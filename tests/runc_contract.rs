@@ -875,20 +875,13 @@ fn item18_rootless_exec_from_outside_the_delegated_cgroup_warns_and_runs() {
     let env = RootlessEnv::new();
     let rt = deleg.join("rt");
     std::fs::create_dir(&rt).unwrap();
-    for p in [
+    env.user.own(&[
         deleg.clone(),
         deleg.join("cgroup.procs"),
         deleg.join("cgroup.subtree_control"),
         rt.clone(),
         rt.join("cgroup.procs"),
-    ] {
-        nix::unistd::chown(
-            &p,
-            Some(nix::unistd::Uid::from_raw(env.user.uid)),
-            Some(nix::unistd::Gid::from_raw(env.user.gid)),
-        )
-        .unwrap();
-    }
+    ]);
     let b = env.bundle(None);
     let o = env
         .cmd(&["spec", "--rootless", "--bundle", b.path()])

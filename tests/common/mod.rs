@@ -876,6 +876,20 @@ impl Drop for UndoUser {
     }
 }
 
+impl TestUser {
+    /// chown each path to this user (a cgroup subtree delegated to it, a scratch file).
+    pub fn own(&self, paths: &[PathBuf]) {
+        for p in paths {
+            nix::unistd::chown(
+                p,
+                Some(nix::unistd::Uid::from_raw(self.uid)),
+                Some(nix::unistd::Gid::from_raw(self.gid)),
+            )
+            .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+        }
+    }
+}
+
 impl Drop for TestUser {
     fn drop(&mut self) {
         let mut refs = USER_REFS.lock().unwrap_or_else(|e| e.into_inner());
