@@ -724,6 +724,22 @@ fn list_formats() {
     assert_eq!(env.ok(&["list", "-q"]), "");
 }
 
+/// A config without a PID namespace whose init starts a background `sleep 1000` and writes its
+/// pid to `/out/bg` (`out`, returned, is bound there), then runs `then` (shell text).
+fn no_pidns_with_background_sleep(
+    env: &Env,
+    then: &str,
+) -> (serde_json::Value, std::path::PathBuf) {
+    let out = env.scratch("out");
+    let script = format!(
+        "sleep 1000 >/dev/null 2>&1 & echo $! > /out/bg.tmp && mv /out/bg.tmp /out/bg{then}"
+    );
+    let mut cfg = base_config(&["sh", "-c", &script]);
+    set_namespaces(&mut cfg, &["network", "ipc", "uts", "mount"]);
+    add_bind(&mut cfg, &out, "/out", &["rbind", "rw"]);
+    (cfg, out)
+}
+
 /// Without a PID namespace the init's children outlive it: `delete` of the stopped container and
 /// `run` (which deletes) kill them and remove the cgroup, although the container is already
 /// `stopped` (the cgroup is only found busy when it is removed).
@@ -731,14 +747,7 @@ fn list_formats() {
 fn delete_kills_what_outlived_an_init_without_pid_namespace() {
     require_root!();
     let env = Env::new();
-    let out = env.scratch("out");
-    let mut cfg = base_config(&[
-        "sh",
-        "-c",
-        "sleep 1000 >/dev/null 2>&1 & echo $! > /out/bg.tmp && mv /out/bg.tmp /out/bg",
-    ]);
-    set_namespaces(&mut cfg, &["network", "ipc", "uts", "mount"]);
-    add_bind(&mut cfg, &out, "/out", &["rbind", "rw"]);
+    let (cfg, out) = no_pidns_with_background_sleep(&env, "");
 
     // create / start / (init exits) / delete
     let b = env.bundle(&cfg);
@@ -769,14 +778,7 @@ fn delete_kills_what_outlived_an_init_without_pid_namespace() {
 fn kill_sigkill_without_pid_namespace_kills_the_cgroup_issue_22_item_14() {
     require_root!();
     let env = Env::new();
-    let out = env.scratch("out");
-    let mut cfg = base_config(&[
-        "sh",
-        "-c",
-        "sleep 1000 >/dev/null 2>&1 & echo $! > /out/bg.tmp && mv /out/bg.tmp /out/bg; exec sleep 1000",
-    ]);
-    set_namespaces(&mut cfg, &["network", "ipc", "uts", "mount"]);
-    add_bind(&mut cfg, &out, "/out", &["rbind", "rw"]);
+    let (cfg, out) = no_pidns_with_background_sleep(&env, "; exec sleep 1000");
     let b = env.bundle(&cfg);
     let id = env.id();
     env.create(&b, &id);
