@@ -382,21 +382,7 @@ fn preserve_fds() {
         args.extend_from_slice(&[&id, "sh", "-c", "cat <&3"]);
         let mut c = env.cmd(&args);
         let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
-        // SAFETY: dup2 in the child between fork and exec.
-        unsafe {
-            c.pre_exec(move || {
-                // dup2 onto itself would keep close-on-exec.
-                let r = if raw == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(raw, 3)
-                };
-                if r < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        fds_in_child(&mut c, &[(raw, 3)]);
         c.output().unwrap()
     };
     let o = run(true);

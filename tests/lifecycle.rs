@@ -888,7 +888,7 @@ fn run_succeeds_when_the_process_exits_before_start() {
 /// close-on-exec), the state dir, the cgroup dir, /dev/null or the runtime's sync socket.
 #[test]
 fn created_init_holds_only_stdio_fifo_and_preserved_fds_issue_22_item_15() {
-    use std::os::unix::process::CommandExt;
+    use std::os::fd::AsRawFd;
     require_root!();
     let env = Env::new();
     let b = env.bundle(&base_config(&["sleep", "1000"]));
@@ -900,16 +900,7 @@ fn created_init_holds_only_stdio_fifo_and_preserved_fds_issue_22_item_15() {
     let fp = std::fs::File::open(&preserved).unwrap();
     let fs = std::fs::File::open(&secret).unwrap();
     let mut c = env.cmd(&["create", "--preserve-fds", "1", "--bundle", b.path(), &id]);
-    // SAFETY: dup2 only (async-signal-safe); the targets are not close-on-exec.
-    unsafe {
-        c.pre_exec(move || {
-            use std::os::fd::AsRawFd;
-            if libc::dup2(fp.as_raw_fd(), 3) != 3 || libc::dup2(fs.as_raw_fd(), 7) != 7 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    fds_in_child(&mut c, &[(fp.as_raw_fd(), 3), (fs.as_raw_fd(), 7)]);
     let o = env.output(c);
     assert!(
         o.status.success(),

@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 /// `rruntime ARGS…` with extra environment variables (output through files, [`Env::output`]).
@@ -130,20 +129,7 @@ fn listen_fds_reach_the_init() {
         .args(["run", "--bundle", b.path(), &id])
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        c.pre_exec(move || {
-            let r = if raw == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(raw, 3)
-            };
-            if r < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    fds_in_child(&mut c, &[(raw, 3)]);
     let status = c.status().unwrap();
     assert!(status.success());
     assert_eq!(read(&out), "1 1\nsocket-activated\n");

@@ -6,7 +6,6 @@ use caps::Capability;
 use common::*;
 use serde_json::json;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 #[test]
@@ -409,20 +408,8 @@ fn create_with_fds(env: &Env, b: &Bundle, id: &str, dir: &Path, preserve: Option
     }
     args.push(id);
     let mut c = env.cmd(&args);
-    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
-    unsafe {
-        c.pre_exec(move || {
-            let mut high = [0; 3];
-            for (i, fd) in raw.iter().enumerate() {
-                high[i] = libc::fcntl(*fd, libc::F_DUPFD, 100);
-            }
-            for (i, h) in high.iter().enumerate() {
-                libc::dup2(*h, 3 + i as i32);
-                libc::close(*h);
-            }
-            Ok(())
-        });
-    }
+    let pairs: Vec<(i32, i32)> = raw.iter().zip(3..).map(|(&f, t)| (f, t)).collect();
+    fds_in_child(&mut c, &pairs);
     let o = env.output(c);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     drop(files);
@@ -500,15 +487,7 @@ fn run_preserve_fds() {
     let f = std::fs::File::create(env.tmp.join("fd3")).unwrap();
     let raw = f.as_raw_fd();
     let mut c = env.cmd(&["run", "--preserve-fds=1", "--bundle", b.path(), &id]);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        c.pre_exec(move || {
-            let h = libc::fcntl(raw, libc::F_DUPFD, 100);
-            libc::dup2(h, 3);
-            libc::close(h);
-            Ok(())
-        });
-    }
+    fds_in_child(&mut c, &[(raw, 3)]);
     let o = env.output(c);
     assert_eq!(
         o.status.code(),

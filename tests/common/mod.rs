@@ -1090,6 +1090,38 @@ pub fn owner(p: &Path) -> (u32, u32) {
     (m.uid(), m.gid())
 }
 
+/// In the child `cmd` starts, fd `to` is a copy of the parent's fd `from` (not close-on-exec),
+/// for each pair. Safe whatever numbers the parent's fds have: each is first copied above 100
+/// (close-on-exec), so a parent fd that already is one of the targets, or `dup2` of an fd onto
+/// itself (which would keep close-on-exec), cannot spoil the result. The parent's fds must stay
+/// open until the child is spawned.
+pub fn fds_in_child(cmd: &mut Command, pairs: &[(i32, i32)]) {
+    use std::os::unix::process::CommandExt;
+    const MAX: usize = 8;
+    assert!(pairs.len() <= MAX, "fds_in_child: at most {MAX} fds");
+    let n = pairs.len();
+    let mut p = [(-1, -1); MAX];
+    p[..n].copy_from_slice(pairs);
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) and no allocation between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut high = [-1; MAX];
+            for i in 0..n {
+                high[i] = libc::fcntl(p[i].0, libc::F_DUPFD_CLOEXEC, 100);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for i in 0..n {
+                if libc::dup2(high[i], p[i].1) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A scratch directory for bind mounts, owned by `uid:gid`, mode 0755.
 pub fn scratch_dir(base: &Path, uid: u32, gid: u32) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
